@@ -1,0 +1,43 @@
+"""vtok: video to discrete tokens and back.
+
+Reading a `.vtok` file needs only numpy and zstandard:
+
+    import vtok
+    with vtok.open("clip.vtok") as f:
+        print(f.header.frames, f.header.grid)
+        for codes in f.grids():  # int64 (rows, cols) per block of f.header.block_frames frames
+            ...
+"""
+
+from pathlib import Path
+
+from vtok.container import Block, Header, VtokReader, VtokWriter
+from vtok.errors import ContainerError, MediaError, ModelError, OutputError, VtokError
+
+__all__ = [
+    "open",
+    "Header",
+    "Block",
+    "VtokReader",
+    "VtokWriter",
+    "VtokError",
+    "ContainerError",
+    "MediaError",
+    "ModelError",
+    "OutputError",
+]
+__version__ = "0.1.0"
+
+
+def open(path: "str | Path", mode: str = "r", *, header: Header | None = None) -> "VtokReader | VtokWriter":
+    """Open a `.vtok` file: mode "r" returns a VtokReader; mode "w" (with `header`) a VtokWriter.
+
+    Both are context managers. A writer's file appears under `path` only when it is closed.
+    """
+    if mode == "r":
+        return VtokReader(Path(path))
+    if mode == "w":
+        if header is None:
+            raise ValueError("vtok.open(path, 'w') needs a header")
+        return VtokWriter(Path(path), header)
+    raise ValueError(f"mode must be 'r' or 'w', not {mode!r}")

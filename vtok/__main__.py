@@ -1,0 +1,3 @@
+from vtok.cli import main
+
+main()

@@ -1,0 +1,201 @@
+"""The `vtok` command line: each command parses its options and calls one library function.
+
+Results go to stdout; progress and errors go to stderr. A `VtokError` becomes one line on stderr
+and exit code 1; usage errors exit with code 2.
+"""
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vtok.errors import VtokError
+
+app = typer.Typer(
+    name="vtok",
+    help="A neural video codec: video to discrete FSQ/LFQ tokens in a .vtok file, and back.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+Output = Annotated[Path, typer.Option("--output", "-o", help="Where to write the result.", dir_okay=False)]
+Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output if it exists.")]
+Device = Annotated[str, typer.Option(help="auto (CUDA when available), cpu, or cuda[:N].")]
+ModelSpec = Annotated[str, typer.Option(
+    "--model", "-m", help="A built-in name (see `vtok models`), a weights folder, or hf:owner/repo[@rev].")]
+Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+@app.callback()
+def _root() -> None:
+    """A neural video codec: video to discrete FSQ/LFQ tokens in a .vtok file, and back."""
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    """Turn expected failures into one line on stderr and exit code 1, without a traceback."""
+    try:
+        yield
+    except VtokError as e:
+        print(f"vtok: error: {e}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    except ValueError as e:  # invalid option values caught by the library
+        print(f"vtok: error: {e}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        print("vtok: interrupted; no output written", file=sys.stderr)
+        raise typer.Exit(130) from None
+
+
+@contextlib.contextmanager
+def _progress(description: str, total: int | None) -> Iterator:
+    """A Rich progress bar on stderr, shown only when stderr is a terminal. Yields advance(n)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
+                  TimeRemainingColumn(), console=console, disable=not console.is_terminal,
+                  transient=True) as bar:
+        task = bar.add_task(description, total=total or None)
+        yield lambda n: bar.advance(task, n)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@app.command()
+def encode(
+    src: Annotated[Path, typer.Argument(help="Input video: any file PyAV reads.", dir_okay=False)],
+    output: Output,
+    model: ModelSpec = "vtok-fsq",
+    threshold: Annotated[float, typer.Option(
+        help="Target MSE per block, pixels on [-1,1] (0.003 is about 31.2 dB); 0 is the fixed full budget.",
+        min=0.0)] = 0.0,
+    device: Device = "auto",
+    force: Force = False,
+) -> None:
+    """Tokenize a video into a .vtok file."""
+    from vtok.codec import encode_file
+    from vtok.io import probe
+
+    with _errors():
+        total = probe(src).frames_hint
+        with _progress(f"encode {src.name}", total) as advance:
+            r = encode_file(src=src, dst=output, model=model, threshold=threshold, force=force, device=device,
+                            progress=advance)
+    print(f"{r.path}: {r.frames} frames, {r.blocks} blocks, {r.tokens} tokens, {r.bytes} bytes"
+          + (f", {r.flagged_blocks} blocks over the threshold" if r.flagged_blocks else ""))
+
+
+@app.command()
+def decode(
+    src: Annotated[Path, typer.Argument(help="Input .vtok file.", dir_okay=False)],
+    output: Output,
+    model: Annotated[str | None, typer.Option(
+        "--model", "-m", help="Where the file's model is, if not built in: a folder or hf:owner/repo.")] = None,
+    crf: Annotated[int, typer.Option(help="H.264 quality: 0 best, 51 worst.", min=0, max=51)] = 18,
+    lossless: Annotated[bool, typer.Option(help="Store the decoded RGB exactly (libx264rgb, crf 0).")] = False,
+    device: Device = "auto",
+    force: Force = False,
+) -> None:
+    """Decode a .vtok file back to an H.264 mp4 (with the source's audio, if it had any)."""
+    from vtok.codec import decode_file
+    from vtok.container import VtokReader
+
+    with _errors():
+        with VtokReader(src) as reader:
+            total = reader.header.frames
+        with _progress(f"decode {src.name}", total) as advance:
+            r = decode_file(src=src, dst=output, model=model, crf=crf, lossless=lossless, force=force,
+                            device=device, progress=advance)
+    print(f"{r.path}: {r.frames} frames")
+
+
+@app.command()
+def inspect(
+    src: Annotated[Path, typer.Argument(help="A .vtok file.", dir_okay=False)],
+    as_json: Json = False,
+) -> None:
+    """Show what a .vtok file holds: header, tokens per frame, bits per pixel, checksums."""
+    from vtok.stats import inspect_file
+
+    with _errors():
+        s = inspect_file(path=src)
+    if as_json:
+        print(json.dumps(s, indent=2))
+        return
+    tpf = s["tokens_per_frame"]
+    q = s["quantizer"]
+    qdesc = f"FSQ levels {tuple(q['levels'])}" if q["kind"] == "fsq" else f"LFQ {q['bits']} bits"
+    rows = [
+        ("file", f"{s['path']} ({s['file_bytes']:,} bytes, {s['chunks']} block chunks, checksums {s['checksums']})"),
+        ("model", f"{s['model']} (sha256 {s['model_sha256'][:16]}…), {qdesc}, {s['codebook_size']:,} codes"),
+        ("video", f"{s['width']}x{s['height']}, {s['frames']} frames at {s['rate']} fps ({s['fps']}), "
+                  f"source {s['source']}" + (", with audio" if s["audio"] else "")),
+        ("blocks", f"{s['blocks']} of {s['block_frames']} frames, grid {s['grid'][0]}x{s['grid'][1]}, "
+                   f"threshold {s['threshold']:g}"),
+        ("tokens", f"{s['tokens']:,} of a full budget of {s['full_budget_tokens']:,}; per frame min "
+                   f"{tpf['min']:.1f}, median {tpf['median']:.1f}, max {tpf['max']:.1f}"),
+        ("runs", f"{100 * s['run_share']:.1f}% of positions continue a run"),
+        ("size", f"{s['bits_per_pixel']:.4f} bits per pixel, {s['compression_ratio']:.0f}:1 against raw RGB"),
+        ("flagged", f"{len(s['flagged_blocks'])} blocks miss the threshold"
+                    + (f": {s['flagged_blocks'][:20]}" if s["flagged_blocks"] else "")),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+
+
+@app.command()
+def models(as_json: Json = False) -> None:
+    """List the built-in models, where each comes from, and its held-out quality."""
+    from vtok.weights import list_models
+
+    with _errors():
+        entries = list_models()
+    if as_json:
+        print(json.dumps([{"name": e.name, "origin": e.origin, "file": str(e.path), "sha256": e.sha256,
+                           "quantizer": e.config.quantizer, "metrics": e.metrics} for e in entries], indent=2))
+        return
+    for e in entries:
+        print(f"{e.name}\t{e.config.quantizer['kind']}\t{e.origin}: {e.path}\t{e.metrics}")
+
+
+@app.command()
+def train(
+    sources: Annotated[list[Path], typer.Argument(help="Folders or files of videos and images, or one "
+                                                  "windows .safetensors saved by --save-windows.")],
+    model: Annotated[str, typer.Option(help="Architecture to train: vtok-fsq or vtok-lfq.")] = "vtok-fsq",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for NAME.safetensors and manifest.json.")]
+    = Path("weights"),
+    steps: Annotated[int, typer.Option(help="Stop after this many steps.")] = 1_000_000,
+    minutes: Annotated[float, typer.Option(help="Stop after this many minutes; the LR schedule spans it.")] = 30.0,
+    windows: Annotated[int, typer.Option(help="Training windows to sample from the sources.")] = 300,
+    save_windows: Annotated[Path | None, typer.Option(help="Save the sampled windows here.")] = None,
+    batch: Annotated[int, typer.Option(help="Windows per step.")] = 16,
+    crop: Annotated[int, typer.Option(help="Training crop size in pixels (a multiple of 8).")] = 96,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-3,
+    device: Annotated[str, typer.Option(help="cpu, cuda, or cuda:N.")] = "cpu",
+    resume: Annotated[Path | None, typer.Option(help="Start from these float32 weights.")] = None,
+) -> None:
+    """Train a tokenizer and write its weights and manifest entry."""
+    from vtok.train import run_training
+
+    with _errors():
+        entry = run_training(sources=sources, name=model, out_dir=out, steps=steps, minutes=minutes,
+                             windows=windows, save_windows_to=save_windows, batch=batch, crop=crop, lr=lr,
+                             device=device, resume=resume, log=_log)
+    print(f"{model}: {entry['file']} sha256 {entry['sha256']} held-out {entry['metrics']['heldout_psnr_db']} dB")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `vtok` script; `argv` defaults to sys.argv[1:]."""
+    app(args=argv, prog_name="vtok")

@@ -1,0 +1,228 @@
+"""Encode a video file to `.vtok`, and decode a `.vtok` back to mp4: the two halves of the codec.
+
+Frames stream through in batches of a few blocks, so memory stays bounded whatever the video's
+length. Frames are padded (edge pixels repeated) to a multiple of the token stride and cropped back
+on decode; the last block is padded by repeating its last frame, and the true count is recorded.
+"""
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vtok.container import FLAG_MISSED_THRESHOLD, Header, VtokReader, VtokWriter
+from vtok.errors import MediaError, ModelError, OutputError
+from vtok.model import Tokenizer
+from vtok.weights import DEFAULT_MODEL, ModelEntry, load_model, resolve
+
+__all__ = ["encode_file", "decode_file", "EncodeResult", "DecodeResult"]
+
+Progress = Callable[[int], None]  # called with the number of frames just finished
+
+# Pixels per forward pass, to bound memory: about four 256x256 blocks, or one 720p block.
+_BATCH_PIXELS = 4 * 1280 * 736
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    path: Path
+    frames: int
+    blocks: int
+    tokens: int
+    bytes: int
+    flagged_blocks: int
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    path: Path
+    frames: int
+
+
+def _pick_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError("--device cuda was asked for, but CUDA is not available")
+    return device
+
+
+def check_output(src: Path, dst: Path, force: bool) -> None:
+    """Refuse to overwrite the input, an existing file without `force`, or to write where we cannot."""
+    if dst.exists() and src.exists() and os.path.samefile(src, dst):
+        raise OutputError(f"{dst}: output would overwrite the input")
+    if dst.is_dir():
+        raise OutputError(f"{dst}: is a directory")
+    if dst.exists() and not force:
+        raise OutputError(f"{dst}: already exists (use --force to overwrite)")
+    if not dst.parent.is_dir():
+        raise OutputError(f"{dst.parent}: no such directory")
+    if not os.access(dst.parent, os.W_OK):
+        raise OutputError(f"{dst.parent}: not writable")
+
+
+def _blocks(frames: Iterator[np.ndarray], size: int) -> Iterator[tuple[np.ndarray, int]]:
+    """Group frames uint8 (H, W, 3) into blocks uint8 (size, H, W, 3); pad the last by repetition.
+
+    Yields (block, number of real frames in it).
+    """
+    buffer: list[np.ndarray] = []
+    for frame in frames:
+        buffer.append(frame)
+        if len(buffer) == size:
+            yield np.stack(buffer), size
+            buffer = []
+    if buffer:
+        real = len(buffer)
+        yield np.stack(buffer + [buffer[-1]] * (size - real)), real
+
+
+def _batches(blocks: Iterator[tuple[np.ndarray, int]], n: int) -> Iterator[list[tuple[np.ndarray, int]]]:
+    batch = []
+    for item in blocks:
+        batch.append(item)
+        if len(batch) == n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def to_model(blocks: np.ndarray, stride: int, device: str) -> torch.Tensor:
+    """uint8 (B, F, H, W, 3) -> float32 (B, 3, F, H', W') in [-1, 1], H' and W' padded up to `stride`."""
+    x = torch.from_numpy(blocks).to(device).permute(0, 4, 1, 2, 3).float().div_(127.5).sub_(1)
+    h, w = x.shape[-2:]
+    pad_h, pad_w = -h % stride, -w % stride
+    if pad_h or pad_w:
+        b, c, f = x.shape[:3]
+        x = F.pad(x.reshape(b, c * f, h, w), (0, pad_w, 0, pad_h), mode="replicate").reshape(b, c, f, h + pad_h,
+                                                                                              w + pad_w)
+    return x
+
+
+def to_frames(x: torch.Tensor, height: int, width: int) -> np.ndarray:
+    """float (B, 3, F, H', W') in [-1, 1] -> uint8 (B, F, height, width, 3), cropped."""
+    x = x[..., :height, :width].add(1).mul_(127.5).round_().clamp_(0, 255)
+    return x.to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()
+
+
+def _batch_blocks(width: int, height: int, frames_per_block: int) -> int:
+    return max(1, _BATCH_PIXELS // (frames_per_block * width * height))
+
+
+def encode_file(*, src: Path, dst: Path, model: str = DEFAULT_MODEL, threshold: float = 0.0,
+                force: bool = False, device: str = "auto", progress: Progress | None = None) -> EncodeResult:
+    """Tokenize the video `src` into the `.vtok` file `dst`.
+
+    threshold: MSE per block with pixels on [-1, 1] (0.003 is about 31.2 dB); 0 means the fixed full
+    budget. Every block gets the full budget in this version; blocks whose reconstruction misses the
+    threshold are flagged in the file.
+    """
+    from vtok.io import extract_audio, probe, read_frames
+
+    src, dst = Path(src), Path(dst)
+    if threshold < 0:
+        raise ValueError("threshold must be >= 0")
+    info = probe(src)
+    check_output(src, dst, force)
+    device = _pick_device(device)
+    entry = resolve(model)
+    net = load_model(entry, device)
+    cfg = net.config
+    header = Header(model=entry.name, model_sha256=entry.sha256, model_config=cfg.to_dict(),
+                    quantizer=dict(cfg.quantizer), codebook_size=net.codebook_size, block_frames=cfg.frames,
+                    width=info.width, height=info.height, frames=0, rate=info.rate, threshold=threshold,
+                    source=src.name, source_duration_s=info.duration_s)
+    frames = tokens = flagged = 0
+    batch = _batch_blocks(info.width, info.height, cfg.frames)
+    with VtokWriter(dst, header) as writer, torch.inference_mode():
+        for items in _batches(_blocks(read_frames(src), cfg.frames), batch):
+            real = [n for _, n in items]
+            x = to_model(np.stack([b for b, _ in items]), cfg.stride, device)
+            indices = net.encode(x)
+            missed = _missed(net, x, indices, real, info.height, info.width, threshold)
+            for i, n in enumerate(real):
+                writer.write_block(indices[i].cpu().numpy().reshape(-1), frames=n,
+                                   flags=FLAG_MISSED_THRESHOLD if missed[i] else 0)
+                tokens += indices[i].numel()
+            flagged += sum(missed)
+            frames += sum(real)
+            if progress:
+                progress(sum(real))
+        if frames == 0:
+            raise MediaError(f"{src}: has no frames")
+        if info.has_audio:
+            audio = extract_audio(src)
+            if audio:
+                writer.add_audio(audio)
+        writer.close(frames=frames)
+    return EncodeResult(path=dst, frames=frames, blocks=-(-frames // cfg.frames),
+                        tokens=tokens, bytes=dst.stat().st_size, flagged_blocks=flagged)
+
+
+def _missed(net: Tokenizer, x: torch.Tensor, indices: torch.Tensor, real: list[int], height: int, width: int,
+            threshold: float) -> list[bool]:
+    """Which blocks' reconstructions have MSE (pixels on [-1, 1], real frames and pixels only) over threshold."""
+    if threshold <= 0:
+        return [False] * len(real)
+    y = net.decode(indices)
+    err = (y - x)[..., :height, :width].square()
+    return [err[i, :, :n].mean().item() > threshold for i, n in enumerate(real)]
+
+
+def model_for(header: Header, spec: str | None) -> ModelEntry:
+    """The model that made a file: by its header name, or `spec`; its sha256 must match the header's."""
+    try:
+        entry = resolve(spec or header.model)
+    except ModelError:
+        if spec:
+            raise
+        raise ModelError(f"file was made by model {header.model!r}, which is not available here "
+                         "(pass --model to point at it)") from None
+    if entry.sha256 != header.model_sha256:
+        raise ModelError(f"file was made by {header.model} with weights sha256 {header.model_sha256[:12]}…, "
+                         f"but {entry.name} here has {entry.sha256[:12]}…")
+    return entry
+
+
+def decode_file(*, src: Path, dst: Path, model: str | None = None, crf: int = 18, lossless: bool = False,
+                force: bool = False, device: str = "auto", progress: Progress | None = None) -> DecodeResult:
+    """Decode the `.vtok` file `src` to an H.264 mp4 `dst`, with the source's audio if it had any."""
+    from vtok.io import VideoWriter
+
+    src, dst = Path(src), Path(dst)
+    if not 0 <= crf <= 51:
+        raise ValueError("crf must be in 0..51")
+    with VtokReader(src) as reader:
+        h = reader.header
+        check_output(src, dst, force)
+        device = _pick_device(device)
+        net = load_model(model_for(h, model), device)
+        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.part")
+        written = 0
+        try:
+            with VideoWriter(tmp, width=h.width, height=h.height, rate=h.rate, crf=crf, lossless=lossless,
+                             audio=reader.audio()) as out, torch.inference_mode():
+                grids = reader.grids()
+                batch = _batch_blocks(h.width, h.height, h.block_frames)
+                block = 0
+                for chunk in _batches(((g, 0) for g in grids), batch):
+                    indices = torch.from_numpy(np.stack([g for g, _ in chunk])).to(device)
+                    frames = to_frames(net.decode(indices), h.height, h.width)
+                    for clip in frames:
+                        real = min(h.block_frames, h.frames - block * h.block_frames)
+                        for frame in clip[:real]:
+                            out.write(frame)
+                        written += real
+                        block += 1
+                        if progress:
+                            progress(real)
+            tmp.replace(dst)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    return DecodeResult(path=dst, frames=written)

@@ -1,0 +1,482 @@
+"""Read and write `.vtok` files, version 1 (specified in docs/FORMAT.md). Needs numpy and zstandard only."""
+
+import json
+import math
+import os
+import struct
+import tempfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import zstandard
+
+from vtok.errors import ContainerError, OutputError
+
+__all__ = ["Header", "Block", "VtokReader", "VtokWriter", "MAGIC", "VERSION"]
+
+MAGIC = b"\x89VTOK\r\n\x1a"
+END_MAGIC = b"VTOKEND\x00"
+VERSION = 1
+FLAG_MISSED_THRESHOLD = 1
+
+MAX_HEADER = 1 << 20
+MAX_CHUNK = 256 << 20
+MAX_BLOCKS_PER_CHUNK = 4096
+MAX_SIDE = 16384
+MAX_FRAMES = 1 << 31
+TOKEN_STRIDE = 8
+
+_PREAMBLE = struct.Struct("<8sHHI")
+_CHUNK_HEAD = struct.Struct("<4sIQ")
+_TRAILER = struct.Struct("<Q8s")
+_BLKS_HEAD = struct.Struct("<II")
+_RECORD = np.dtype([("n_codes", "<u4"), ("frames", "u1"), ("flags", "u1"), ("reserved", "<u2")])
+_INDEX_ENTRY = np.dtype([("offset", "<u8"), ("first_block", "<u4"), ("n_blocks", "<u4")])
+
+
+def _code_dtype(codebook_size: int) -> str:
+    for name in ("uint8", "uint16", "uint32"):
+        if codebook_size - 1 <= np.iinfo(name).max:
+            return name
+    raise ContainerError(f"codebook of {codebook_size} codes does not fit uint32")
+
+
+@dataclass(frozen=True)
+class Header:
+    """Everything a `.vtok` file says about its video and the model that tokenized it."""
+
+    model: str
+    model_sha256: str
+    model_config: dict
+    quantizer: dict
+    codebook_size: int
+    block_frames: int
+    width: int
+    height: int
+    frames: int
+    rate: Fraction
+    threshold: float = 0.0
+    source: str = ""
+    source_duration_s: float = 0.0
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Token positions per block: (rows, columns)."""
+        return math.ceil(self.height / TOKEN_STRIDE), math.ceil(self.width / TOKEN_STRIDE)
+
+    @property
+    def blocks(self) -> int:
+        return math.ceil(self.frames / self.block_frames)
+
+    @property
+    def code_dtype(self) -> np.dtype:
+        return np.dtype(_code_dtype(self.codebook_size)).newbyteorder("<")
+
+    @property
+    def tokens_per_block(self) -> int:
+        """The full budget: one token per position."""
+        rows, cols = self.grid
+        return rows * cols
+
+    def to_bytes(self) -> bytes:
+        d = {
+            "model": self.model,
+            "model_sha256": self.model_sha256,
+            "model_config": self.model_config,
+            "quantizer": self.quantizer,
+            "codebook_size": self.codebook_size,
+            "code_dtype": _code_dtype(self.codebook_size),
+            "block_frames": self.block_frames,
+            "grid": list(self.grid),
+            "threshold": float(self.threshold),
+            "width": self.width,
+            "height": self.height,
+            "frames": self.frames,
+            "rate": [self.rate.numerator, self.rate.denominator],
+            "blocks": self.blocks,
+            "source": self.source,
+            "source_duration_s": float(self.source_duration_s),
+        }
+        return json.dumps(d, separators=(",", ":"), ensure_ascii=True).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> "Header":
+        try:
+            d = json.loads(raw.decode())
+            header = cls(
+                model=str(d["model"]),
+                model_sha256=str(d["model_sha256"]),
+                model_config=dict(d["model_config"]),
+                quantizer=dict(d["quantizer"]),
+                codebook_size=int(d["codebook_size"]),
+                block_frames=int(d["block_frames"]),
+                width=int(d["width"]),
+                height=int(d["height"]),
+                frames=int(d["frames"]),
+                rate=Fraction(int(d["rate"][0]), int(d["rate"][1])),
+                threshold=float(d["threshold"]),
+                source=str(d["source"]),
+                source_duration_s=float(d["source_duration_s"]),
+            )
+        except (ValueError, KeyError, TypeError, IndexError, ZeroDivisionError) as e:
+            raise ContainerError(f"header is malformed ({e.__class__.__name__}: {e})") from None
+        header.check()
+        if d.get("grid") != list(header.grid) or d.get("blocks") != header.blocks:
+            raise ContainerError("header grid or block count disagrees with its size and frame count")
+        if d.get("code_dtype") != _code_dtype(header.codebook_size):
+            raise ContainerError("header code_dtype disagrees with its codebook size")
+        return header
+
+    def check(self) -> None:
+        """Raise ContainerError unless every field is within the format's limits."""
+        if not (1 <= self.width <= MAX_SIDE and 1 <= self.height <= MAX_SIDE):
+            raise ContainerError(f"frame size {self.width}x{self.height} is outside 1..{MAX_SIDE}")
+        if not 0 <= self.frames <= MAX_FRAMES:
+            raise ContainerError(f"frame count {self.frames} is outside 0..{MAX_FRAMES}")
+        if not 1 <= self.block_frames <= 64:
+            raise ContainerError(f"block of {self.block_frames} frames is outside 1..64")
+        if not 2 <= self.codebook_size <= 1 << 32:
+            raise ContainerError(f"codebook size {self.codebook_size} is outside 2..2^32")
+        if self.rate <= 0:
+            raise ContainerError(f"frame rate {self.rate} is not positive")
+
+
+@dataclass
+class Block:
+    """One block of `frames` frames as stored: codes at the positions that do not continue a run.
+
+    run_mask: bool (rows, cols), True where the position reuses the previous block's code.
+    codes: uint (n_codes,), row-major over the positions where run_mask is False.
+    """
+
+    index: int
+    frames: int
+    flags: int
+    run_mask: np.ndarray
+    codes: np.ndarray = field(repr=False)
+
+    @property
+    def missed_threshold(self) -> bool:
+        return bool(self.flags & FLAG_MISSED_THRESHOLD)
+
+    def indices(self, previous: np.ndarray | None) -> np.ndarray:
+        """Full code grid (rows, cols) int64: stored codes, and runs copied from `previous`."""
+        out = np.zeros(self.run_mask.shape, dtype=np.int64)
+        if self.run_mask.any():
+            if previous is None:
+                raise ContainerError(f"block {self.index} continues runs but has no previous block")
+            out[self.run_mask] = previous[self.run_mask]
+        out[~self.run_mask] = self.codes
+        return out
+
+
+def _chunk_crc(kind: bytes, payload: bytes) -> int:
+    """CRC-32 over the type and the payload, so a damaged type is caught too."""
+    return zlib.crc32(payload, zlib.crc32(kind))
+
+
+def _chunk(kind: bytes, payload: bytes) -> bytes:
+    return _CHUNK_HEAD.pack(kind, _chunk_crc(kind, payload), len(payload)) + payload
+
+
+class VtokWriter:
+    """Write a `.vtok` file atomically: blocks go to a spool, and `close` assembles the final file
+    (the header needs the frame count, known only at the end) under a temporary name, then renames it.
+
+    Use as a context manager; an exception leaves no file under the final name.
+    """
+
+    def __init__(self, path: Path, header: Header, *, blocks_per_chunk: int = 16, level: int = 3):
+        self.path = Path(path)
+        self.header = header
+        self._per_chunk = blocks_per_chunk
+        self._zstd = zstandard.ZstdCompressor(level=level, write_checksum=False, write_content_size=True)
+        try:
+            self._spool = tempfile.TemporaryFile(dir=self.path.parent, prefix=".vtok-spool-")
+        except OSError as e:
+            raise OutputError(f"{self.path}: cannot write here ({e.strerror})") from None
+        self._pending: list[Block] = []
+        self._index: list[tuple[int, int, int]] = []
+        self._audio: bytes | None = None
+        self._next_block = 0
+
+    def write_block(self, codes: np.ndarray, *, frames: int, run_mask: np.ndarray | None = None,
+                    flags: int = 0) -> None:
+        """Append one block. codes: int (n,) row-major over the non-run positions; run_mask: bool (rows, cols)."""
+        rows, cols = self.header.grid
+        mask = np.zeros((rows, cols), bool) if run_mask is None else np.asarray(run_mask, bool)
+        codes = np.asarray(codes).reshape(-1)
+        if mask.shape != (rows, cols) or codes.size != int((~mask).sum()):
+            raise ValueError(f"block {self._next_block}: {codes.size} codes for grid {rows}x{cols} "
+                             f"with {int(mask.sum())} run positions")
+        if codes.size and (codes.min() < 0 or codes.max() >= self.header.codebook_size):
+            raise ValueError(f"block {self._next_block}: codes outside [0, {self.header.codebook_size})")
+        self._pending.append(Block(self._next_block, frames, flags, mask, codes.astype(self.header.code_dtype)))
+        self._next_block += 1
+        if len(self._pending) >= self._per_chunk:
+            self._flush()
+
+    def add_audio(self, blob: bytes) -> None:
+        self._audio = blob
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        blocks, self._pending = self._pending, []
+        records = np.zeros(len(blocks), _RECORD)
+        records["n_codes"] = [b.codes.size for b in blocks]
+        records["frames"] = [b.frames for b in blocks]
+        records["flags"] = [b.flags for b in blocks]
+        parts = [_BLKS_HEAD.pack(blocks[0].index, len(blocks)), records.tobytes()]
+        parts += [np.packbits(b.run_mask.reshape(-1)).tobytes() for b in blocks]
+        parts += [b.codes.tobytes() for b in blocks]
+        self._index.append((self._spool.tell(), blocks[0].index, len(blocks)))
+        self._write(self._spool, _chunk(b"BLKS", self._zstd.compress(b"".join(parts))))
+
+    def _write(self, f, data: bytes) -> None:
+        try:
+            f.write(data)
+        except OSError as e:
+            raise OutputError(f"{self.path}: cannot write ({e.strerror})") from None
+
+    def close(self, *, frames: int | None = None) -> None:
+        """Finish the file. `frames` sets the header's exact frame count when it was not known upfront."""
+        self._flush()
+        header = self.header if frames is None else _replace_frames(self.header, frames)
+        if header.blocks != self._next_block:
+            raise ValueError(f"{self._next_block} blocks written for {header.frames} frames "
+                             f"({header.blocks} blocks)")
+        head = header.to_bytes()
+        start = _PREAMBLE.size + len(head) + 4
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.part")
+        try:
+            with open(tmp, "wb") as out:
+                self._write(out, _PREAMBLE.pack(MAGIC, VERSION, 0, len(head)) + head
+                            + struct.pack("<I", zlib.crc32(head)))
+                self._spool.seek(0)
+                while data := self._spool.read(1 << 20):
+                    self._write(out, data)
+                if self._audio is not None:
+                    self._write(out, _chunk(b"AUDI", self._audio))
+                index_at = out.tell()
+                entries = np.array([(start + o, b, n) for o, b, n in self._index], _INDEX_ENTRY)
+                self._write(out, _chunk(b"INDX", struct.pack("<I", len(entries)) + entries.tobytes()))
+                self._write(out, _TRAILER.pack(index_at, END_MAGIC))
+            tmp.replace(self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            self._spool.close()
+
+    def abort(self) -> None:
+        self._spool.close()
+
+    def __enter__(self) -> "VtokWriter":
+        return self
+
+    def __exit__(self, exc_type, *_) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+def _replace_frames(header: Header, frames: int) -> Header:
+    from dataclasses import replace
+
+    return replace(header, frames=frames)
+
+
+class VtokReader:
+    """Read a `.vtok` file lazily: the header and index up front, block chunks on demand.
+
+    Every chunk's CRC is checked when it is read. Use as a context manager.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            self._f = open(self.path, "rb")
+        except FileNotFoundError:
+            raise ContainerError(f"{self.path}: no such file") from None
+        except OSError as e:
+            raise ContainerError(f"{self.path}: cannot read ({e.strerror})") from None
+        try:
+            self._size = os.fstat(self._f.fileno()).st_size
+            self.header = self._read_header()
+            self._index, self._audio_at = self._read_index()
+        except BaseException:
+            self._f.close()
+            raise
+        self._dctx = zstandard.ZstdDecompressor()
+
+    def _fail(self, what: str) -> ContainerError:
+        return ContainerError(f"{self.path.name}: {what}")
+
+    def _read_exact(self, offset: int, n: int, what: str) -> bytes:
+        if offset + n > self._size:
+            raise self._fail(f"truncated: {what} runs past the end of the file")
+        self._f.seek(offset)
+        data = self._f.read(n)
+        if len(data) != n:
+            raise self._fail(f"truncated: {what} runs past the end of the file")
+        return data
+
+    def _read_header(self) -> Header:
+        if self._size < _PREAMBLE.size:
+            raise self._fail("not a .vtok file (too short)")
+        magic, version, reserved, n = _PREAMBLE.unpack(self._read_exact(0, _PREAMBLE.size, "preamble"))
+        if magic != MAGIC:
+            raise self._fail("not a .vtok file (bad magic bytes)")
+        if reserved != 0:
+            raise self._fail("corrupted preamble (reserved field is not zero)")
+        if version != VERSION:
+            raise self._fail(f"format version {version} is not supported (this reader knows {VERSION})")
+        if n > MAX_HEADER:
+            raise self._fail(f"header length {n} exceeds the {MAX_HEADER}-byte limit")
+        raw = self._read_exact(_PREAMBLE.size, n + 4, "header")
+        if zlib.crc32(raw[:n]) != struct.unpack("<I", raw[n:])[0]:
+            raise self._fail("header checksum mismatch (corrupted)")
+        header = Header.from_bytes(raw[:n])
+        self._chunks_at = _PREAMBLE.size + n + 4
+        return header
+
+    def _read_chunk(self, offset: int) -> tuple[bytes, bytes]:
+        kind, crc, length = _CHUNK_HEAD.unpack(self._read_exact(offset, _CHUNK_HEAD.size, "chunk head"))
+        if length > MAX_CHUNK:
+            raise self._fail(f"chunk at {offset} claims {length} bytes, over the {MAX_CHUNK}-byte limit")
+        payload = self._read_exact(offset + _CHUNK_HEAD.size, length, f"{kind!r} chunk at {offset}")
+        if _chunk_crc(kind, payload) != crc:
+            raise self._fail(f"checksum mismatch in {kind.decode('ascii', 'replace')} chunk at {offset} "
+                             "(corrupted)")
+        return kind, payload
+
+    def _read_index(self) -> tuple[np.ndarray, int | None]:
+        if self._size < self._chunks_at + _TRAILER.size:
+            raise self._fail("truncated: no trailer")
+        index_at, end = _TRAILER.unpack(self._read_exact(self._size - _TRAILER.size, _TRAILER.size, "trailer"))
+        if end != END_MAGIC:
+            raise self._fail("truncated or corrupted: bad end magic")
+        if not self._chunks_at <= index_at <= self._size - _TRAILER.size - _CHUNK_HEAD.size:
+            raise self._fail(f"index offset {index_at} is outside the file")
+        kind, payload = self._read_chunk(index_at)
+        if kind != b"INDX" or len(payload) < 4:
+            raise self._fail("trailer does not point at an index chunk")
+        (n,) = struct.unpack("<I", payload[:4])
+        if len(payload) != 4 + n * _INDEX_ENTRY.itemsize:
+            raise self._fail(f"index of {n} entries has {len(payload)} bytes")
+        index = np.frombuffer(payload, _INDEX_ENTRY, count=n, offset=4)
+        expected = 0
+        for entry in index:
+            if entry["first_block"] != expected or not 1 <= entry["n_blocks"] <= MAX_BLOCKS_PER_CHUNK:
+                raise self._fail("index entries are not consecutive block runs")
+            if not self._chunks_at <= entry["offset"] < index_at:
+                raise self._fail("index points outside the chunk area")
+            expected += int(entry["n_blocks"])
+        if expected != self.header.blocks:
+            raise self._fail(f"index covers {expected} blocks, header says {self.header.blocks}")
+        # The AUDI chunk, if any, sits between the last BLKS chunk and the index.
+        audio_at = None
+        pos = self._chunks_at
+        if n:
+            last = int(index[-1]["offset"])
+            _, _, length = _CHUNK_HEAD.unpack(self._read_exact(last, _CHUNK_HEAD.size, "chunk head"))
+            pos = last + _CHUNK_HEAD.size + length
+        while pos < index_at:
+            kind, _, length = _CHUNK_HEAD.unpack(self._read_exact(pos, _CHUNK_HEAD.size, "chunk head"))
+            if kind == b"AUDI":
+                audio_at = pos
+            else:
+                self._read_chunk(pos)  # a damaged known type would look unknown: its checksum tells
+            pos += _CHUNK_HEAD.size + length  # unknown chunk types are skipped
+        if pos != index_at:
+            raise self._fail("chunks do not line up with the index")
+        return index, audio_at
+
+    @property
+    def chunks(self) -> int:
+        return len(self._index)
+
+    def _chunk_blocks(self, i: int) -> list[Block]:
+        entry = self._index[i]
+        kind, payload = self._read_chunk(int(entry["offset"]))
+        if kind != b"BLKS":
+            raise self._fail(f"index entry {i} does not point at a block chunk")
+        h = self.header
+        rows, cols = h.grid
+        mask_bytes = (rows * cols + 7) // 8
+        n = int(entry["n_blocks"])
+        limit = _BLKS_HEAD.size + n * (_RECORD.itemsize + mask_bytes + rows * cols * h.code_dtype.itemsize)
+        try:
+            raw = self._dctx.decompress(payload, max_output_size=limit)
+        except zstandard.ZstdError as e:
+            raise self._fail(f"block chunk {i} does not decompress ({e})") from None
+        if len(raw) < _BLKS_HEAD.size + n * _RECORD.itemsize:
+            raise self._fail(f"block chunk {i} is too short for its records")
+        first, count = _BLKS_HEAD.unpack_from(raw)
+        if first != entry["first_block"] or count != n:
+            raise self._fail(f"block chunk {i} holds blocks {first}+{count}, index says "
+                             f"{int(entry['first_block'])}+{n}")
+        records = np.frombuffer(raw, _RECORD, count=n, offset=_BLKS_HEAD.size)
+        if (records["n_codes"] > rows * cols).any():
+            raise self._fail(f"block chunk {i} claims more codes than the grid has positions")
+        masks_at = _BLKS_HEAD.size + n * _RECORD.itemsize
+        codes_at = masks_at + n * mask_bytes
+        if len(raw) != codes_at + int(records["n_codes"].sum()) * h.code_dtype.itemsize:
+            raise self._fail(f"block chunk {i} size disagrees with its records")
+        blocks = []
+        for j, rec in enumerate(records):
+            index = first + j
+            bits = np.frombuffer(raw, np.uint8, count=mask_bytes, offset=masks_at + j * mask_bytes)
+            mask = np.unpackbits(bits, count=rows * cols).astype(bool).reshape(rows, cols)
+            n_codes = int(rec["n_codes"])
+            codes = np.frombuffer(raw, h.code_dtype, count=n_codes, offset=codes_at)
+            codes_at += n_codes * h.code_dtype.itemsize
+            full = h.block_frames if index < h.blocks - 1 else h.frames - (h.blocks - 1) * h.block_frames
+            if rec["frames"] != full or rec["reserved"] != 0:
+                raise self._fail(f"block {index} record is inconsistent with the header")
+            if n_codes != int((~mask).sum()):
+                raise self._fail(f"block {index} has {n_codes} codes for {int((~mask).sum())} positions")
+            if index == 0 and mask.any():
+                raise self._fail("block 0 continues runs")
+            if n_codes and int(codes.max()) >= h.codebook_size:
+                raise self._fail(f"block {index} has codes outside the codebook")
+            blocks.append(Block(index, int(rec["frames"]), int(rec["flags"]), mask, codes))
+        return blocks
+
+    def blocks(self) -> Iterator[Block]:
+        """Every block in order, reading one chunk at a time."""
+        for i in range(len(self._index)):
+            yield from self._chunk_blocks(i)
+
+    def block(self, index: int) -> Block:
+        """One block by number, through the seek index."""
+        if not 0 <= index < self.header.blocks:
+            raise IndexError(f"block {index} is outside 0..{self.header.blocks - 1}")
+        i = int(np.searchsorted(self._index["first_block"], index, side="right")) - 1
+        return self._chunk_blocks(i)[index - int(self._index[i]["first_block"])]
+
+    def grids(self) -> Iterator[np.ndarray]:
+        """The full code grid int64 (rows, cols) of each block, runs resolved."""
+        previous = None
+        for block in self.blocks():
+            previous = block.indices(previous)
+            yield previous
+
+    def audio(self) -> bytes | None:
+        """The AUDI chunk's Matroska audio, or None."""
+        if self._audio_at is None:
+            return None
+        return self._read_chunk(self._audio_at)[1]
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> "VtokReader":
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()

@@ -1,0 +1,62 @@
+"""Lookup-free quantization (Yu et al., 2023, MAGVIT-v2): each latent channel is one bit, its sign.
+
+With 16 channels the codebook has 2^16 = 65,536 codes, which fit in uint16. Training adds an
+entropy penalty so that the codebook is used evenly instead of collapsing to a few codes.
+"""
+
+import torch
+from torch import nn
+
+__all__ = ["LFQ"]
+
+
+class LFQ(nn.Module):
+    """LFQ over the channel axis (dim 1) of a latent (B, D, ...), D = bits. No parameters, no buffers."""
+
+    def __init__(self, bits: int = 16):
+        super().__init__()
+        if not 1 <= int(bits) <= 16:
+            raise ValueError(f"LFQ bits must be in 1..16 so that indices fit uint16, got {bits}")
+        self.bits = int(bits)
+        self.dim = self.bits
+        self.codebook_size = 2**self.bits
+        self.spec = {"kind": "lfq", "bits": self.bits}
+
+    def _basis(self, like: torch.Tensor) -> torch.Tensor:
+        """Powers of two, (1, D, 1, ...) to broadcast against `like` (B, D, ...)."""
+        shape = (1, self.dim) + (1,) * (like.dim() - 2)
+        return (2 ** torch.arange(self.dim, device=like.device, dtype=torch.int64)).view(shape)
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Quantize z (B, D, ...) float. Returns (zq, indices): zq in {-1, 1} with straight-through
+        gradients, and indices int64 (B, ...) in [0, 2^bits)."""
+        q = torch.where(z > 0, 1.0, -1.0).to(z.dtype)
+        zq = z + (q - z).detach()
+        return zq, self.codes_to_indices((z > 0).long())
+
+    def codes_to_indices(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes int (B, D, ...) of bits in {0, 1} -> indices int64 (B, ...)."""
+        return (codes.long() * self._basis(codes)).sum(dim=1)
+
+    def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
+        """indices int (B, ...) in [0, 2^bits) -> codes int64 (B, D, ...) of bits in {0, 1}."""
+        idx = indices.long().unsqueeze(1)
+        return (idx // self._basis(idx)) % 2
+
+    def dequantize(self, indices: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """indices int (B, ...) -> zq (B, D, ...) in {-1, 1}."""
+        return self.indices_to_codes(indices).to(dtype) * 2 - 1
+
+    def entropy_penalty(self, z: torch.Tensor, temperature: float = 0.25) -> torch.Tensor:
+        """Per-sample bit entropy minus codebook bit entropy, for z (B, D, ...); lower is better.
+
+        Treats the bits as independent (the factorized form), which avoids a softmax over 2^D codes.
+        Low per-sample entropy makes codes confident; high batch entropy spreads use over the codebook.
+        """
+        p = torch.sigmoid(2 * z.float() / temperature).movedim(1, -1).reshape(-1, self.dim)
+
+        def h(q: torch.Tensor) -> torch.Tensor:
+            q = q.clamp(1e-6, 1 - 1e-6)
+            return -(q * q.log() + (1 - q) * (1 - q).log())
+
+        return h(p).sum(-1).mean() - h(p.mean(0)).sum()

@@ -1,0 +1,124 @@
+"""Find, verify and load tokenizer weights: built in (`weights/`), a local folder, or a Hugging Face repo.
+
+A weights folder holds `manifest.json` and the safetensors files it names; a hub repository has
+the same layout. Every file is checked against the manifest's sha256 before it is loaded, and
+loading is strict: the file must hold exactly the model's parameters.
+"""
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from vtok.errors import ModelError
+from vtok.model import ModelConfig, Tokenizer
+
+__all__ = ["DEFAULT_MODEL", "ModelEntry", "resolve", "load_model", "list_models", "builtin_dir"]
+
+DEFAULT_MODEL = "vtok-fsq"
+
+
+def builtin_dir() -> Path:
+    """The folder of shipped weights: $VTOK_WEIGHTS, else `weights/` beside the package."""
+    return Path(os.environ.get("VTOK_WEIGHTS") or Path(__file__).resolve().parent.parent / "weights")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One manifest entry, resolved to a file on disk."""
+
+    name: str
+    path: Path
+    sha256: str
+    config: ModelConfig
+    origin: str  # "builtin", a folder path, or "hf:owner/repo@revision"
+    metrics: dict
+
+
+def _read_manifest(folder: Path, origin: str) -> dict:
+    path = folder / "manifest.json"
+    try:
+        models = json.loads(path.read_text())["models"]
+    except FileNotFoundError:
+        raise ModelError(f"{origin}: no manifest.json in {folder}") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelError(f"{origin}: manifest.json is malformed ({e})") from None
+    if not isinstance(models, dict) or not models:
+        raise ModelError(f"{origin}: manifest.json lists no models")
+    return models
+
+
+def _entry(folder: Path, name: str | None, origin: str) -> ModelEntry:
+    models = _read_manifest(folder, origin)
+    if name is None:
+        if len(models) != 1:
+            raise ModelError(f"{origin}: holds {', '.join(sorted(models))}; pick one with '#NAME'")
+        name = next(iter(models))
+    if name not in models:
+        raise ModelError(f"unknown model {name!r} in {origin}; available: {', '.join(sorted(models))}")
+    m = models[name]
+    try:
+        return ModelEntry(name=name, path=folder / m["file"], sha256=m["sha256"],
+                          config=ModelConfig.from_dict(m["config"]), origin=origin,
+                          metrics=dict(m.get("metrics", {})))
+    except (KeyError, TypeError) as e:
+        raise ModelError(f"{origin}: manifest entry {name!r} is malformed ({e})") from None
+
+
+def _hub_folder(spec: str) -> tuple[Path, str]:
+    """'owner/repo[@revision]' -> local snapshot folder, through huggingface-hub's cache.
+
+    HF_HUB_OFFLINE=1 makes this use the cache alone, as huggingface-hub documents.
+    """
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    repo, _, revision = spec.partition("@")
+    try:
+        folder = snapshot_download(repo_id=repo, revision=revision or None,
+                                   allow_patterns=["manifest.json", "*.safetensors"])
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as e:
+        raise ModelError(f"hf:{spec}: cannot fetch from the hub or its cache ({e.__class__.__name__})") from None
+    return Path(folder), f"hf:{repo}@{revision or 'main'}"
+
+
+def resolve(spec: str = DEFAULT_MODEL) -> ModelEntry:
+    """Resolve a model spec: `NAME` (built in), `PATH[#NAME]` (a folder), or `hf:owner/repo[@rev][#NAME]`."""
+    spec, _, name = spec.partition("#")
+    if spec.startswith("hf:"):
+        folder, origin = _hub_folder(spec[3:])
+        return _entry(folder, name or None, origin)
+    if os.sep in spec or Path(spec).is_dir():
+        return _entry(Path(spec), name or None, spec)
+    return _entry(builtin_dir(), spec, "builtin")
+
+
+def list_models() -> list[ModelEntry]:
+    """The built-in models."""
+    return [_entry(builtin_dir(), name, "builtin") for name in sorted(_read_manifest(builtin_dir(), "builtin"))]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while data := f.read(1 << 20):
+            h.update(data)
+    return h.hexdigest()
+
+
+def load_model(entry: ModelEntry, device: str = "cpu") -> Tokenizer:
+    """Build the tokenizer of `entry`, load its verified weights strictly, and put it in eval mode (float32)."""
+    from safetensors.torch import load_file
+
+    if not entry.path.is_file():
+        raise ModelError(f"model {entry.name}: weights file {entry.path} is missing")
+    if _sha256(entry.path) != entry.sha256:
+        raise ModelError(f"model {entry.name}: {entry.path.name} does not match its manifest sha256")
+    model = Tokenizer(entry.config)
+    state = {k: v.float() for k, v in load_file(str(entry.path)).items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ModelError(f"model {entry.name}: weights do not fit its config ({str(e).splitlines()[0]})") from None
+    return model.to(device).eval()
