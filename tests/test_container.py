@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import DATA, GENERATE
+
 from vtok import ContainerError
 from vtok.container import FLAG_MISSED_THRESHOLD, MAGIC, Header, VtokReader, VtokWriter
 
@@ -13,10 +13,21 @@ GOLDEN = DATA / "golden_v1.vtok"
 
 
 def small_header(**changes) -> Header:
-    fields = dict(model="test-model", model_sha256="ab" * 32, model_config={"frames": 4},
-                  quantizer={"kind": "fsq", "levels": [8, 8, 8, 5, 5, 5]}, codebook_size=64000, block_frames=4,
-                  width=20, height=17, frames=9, rate=Fraction(30000, 1001), threshold=0.003, source="clip.mp4",
-                  source_duration_s=0.3)
+    fields = dict(
+        model="test-model",
+        model_sha256="ab" * 32,
+        model_config={"frames": 4},
+        quantizer={"kind": "fsq", "levels": [8, 8, 8, 5, 5, 5]},
+        codebook_size=64000,
+        block_frames=4,
+        width=20,
+        height=17,
+        frames=9,
+        rate=Fraction(30000, 1001),
+        threshold=0.003,
+        source="clip.mp4",
+        source_duration_s=0.3,
+    )
     fields.update(changes)
     return Header(**fields)
 
@@ -67,7 +78,7 @@ def test_round_trip(tmp_path):
         grids = list(r.grids())
         assert r.block(2).missed_threshold and not r.block(0).missed_threshold
     assert [b.frames for b in got] == [4, 4, 1]
-    for want, have in zip(blocks, got):
+    for want, have in zip(blocks, got, strict=True):
         assert np.array_equal(want["codes"], have.codes)
         assert have.codes.dtype == np.dtype("<u2")
     # run positions take the previous block's codes
@@ -133,8 +144,13 @@ def test_random_garbage_is_rejected(tmp_path):
 
 
 def test_header_limits_are_checked_before_allocation(tmp_path):
-    for changes in [dict(width=100_000), dict(height=0), dict(frames=-1), dict(block_frames=0),
-                    dict(rate=Fraction(0, 1))]:
+    for changes in [
+        dict(width=100_000),
+        dict(height=0),
+        dict(frames=-1),
+        dict(block_frames=0),
+        dict(rate=Fraction(0, 1)),
+    ]:
         with pytest.raises(ContainerError):
             small_header(**changes).check()
 
@@ -163,3 +179,19 @@ def test_writer_rejects_bad_blocks_and_interrupted_write_leaves_nothing(tmp_path
             w.write_block(np.zeros(9, np.int64), frames=4)
             w.close()  # 9 frames need 3 blocks
     assert list(tmp_path.iterdir()) == []
+
+
+def test_reading_needs_neither_torch_nor_pyav(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "a.vtok"
+    write_small(path)
+    code = (
+        "import sys, vtok\n"
+        f"with vtok.open({str(path)!r}) as f:\n"
+        "    grids = list(f.grids())\n"
+        "assert len(grids) == 3 and f.header.frames == 9\n"
+        "assert 'torch' not in sys.modules and 'av' not in sys.modules, 'heavy import'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

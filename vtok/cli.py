@@ -27,8 +27,12 @@ app = typer.Typer(
 Output = Annotated[Path, typer.Option("--output", "-o", help="Where to write the result.", dir_okay=False)]
 Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output if it exists.")]
 Device = Annotated[str, typer.Option(help="auto (CUDA when available), cpu, or cuda[:N].")]
-ModelSpec = Annotated[str, typer.Option(
-    "--model", "-m", help="A built-in name (see `vtok models`), a weights folder, or hf:owner/repo[@rev].")]
+ModelSpec = Annotated[
+    str,
+    typer.Option(
+        "--model", "-m", help="A built-in name (see `vtok models`), a weights folder, or hf:owner/repo[@rev]."
+    ),
+]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
@@ -60,9 +64,16 @@ def _progress(description: str, total: int | None) -> Iterator:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     console = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
-                  TimeRemainingColumn(), console=console, disable=not console.is_terminal,
-                  transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("frames"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+        transient=True,
+    ) as bar:
         task = bar.add_task(description, total=total or None)
         yield lambda n: bar.advance(task, n)
 
@@ -76,9 +87,13 @@ def encode(
     src: Annotated[Path, typer.Argument(help="Input video: any file PyAV reads.", dir_okay=False)],
     output: Output,
     model: ModelSpec = "vtok-fsq",
-    threshold: Annotated[float, typer.Option(
-        help="Target MSE per block, pixels on [-1,1] (0.003 is about 31.2 dB); 0 is the fixed full budget.",
-        min=0.0)] = 0.0,
+    threshold: Annotated[
+        float,
+        typer.Option(
+            help="Target MSE per block, pixels on [-1,1] (0.003 is about 31.2 dB); 0 is the fixed full budget.",
+            min=0.0,
+        ),
+    ] = 0.0,
     device: Device = "auto",
     force: Force = False,
 ) -> None:
@@ -89,18 +104,29 @@ def encode(
     with _errors():
         total = probe(src).frames_hint
         with _progress(f"encode {src.name}", total) as advance:
-            r = encode_file(src=src, dst=output, model=model, threshold=threshold, force=force, device=device,
-                            progress=advance)
-    print(f"{r.path}: {r.frames} frames, {r.blocks} blocks, {r.tokens} tokens, {r.bytes} bytes"
-          + (f", {r.flagged_blocks} blocks over the threshold" if r.flagged_blocks else ""))
+            r = encode_file(
+                src=src,
+                dst=output,
+                model=model,
+                threshold=threshold,
+                force=force,
+                device=device,
+                progress=advance,
+            )
+    print(
+        f"{r.path}: {r.frames} frames, {r.blocks} blocks, {r.tokens} tokens, {r.bytes} bytes"
+        + (f", {r.flagged_blocks} blocks over the threshold" if r.flagged_blocks else "")
+    )
 
 
 @app.command()
 def decode(
     src: Annotated[Path, typer.Argument(help="Input .vtok file.", dir_okay=False)],
     output: Output,
-    model: Annotated[str | None, typer.Option(
-        "--model", "-m", help="Where the file's model is, if not built in: a folder or hf:owner/repo.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Where the file's model is, if not built in: a folder or hf:owner/repo."),
+    ] = None,
     crf: Annotated[int, typer.Option(help="H.264 quality: 0 best, 51 worst.", min=0, max=51)] = 18,
     lossless: Annotated[bool, typer.Option(help="Store the decoded RGB exactly (libx264rgb, crf 0).")] = False,
     device: Device = "auto",
@@ -114,8 +140,16 @@ def decode(
         with VtokReader(src) as reader:
             total = reader.header.frames
         with _progress(f"decode {src.name}", total) as advance:
-            r = decode_file(src=src, dst=output, model=model, crf=crf, lossless=lossless, force=force,
-                            device=device, progress=advance)
+            r = decode_file(
+                src=src,
+                dst=output,
+                model=model,
+                crf=crf,
+                lossless=lossless,
+                force=force,
+                device=device,
+                progress=advance,
+            )
     print(f"{r.path}: {r.frames} frames")
 
 
@@ -136,18 +170,33 @@ def inspect(
     q = s["quantizer"]
     qdesc = f"FSQ levels {tuple(q['levels'])}" if q["kind"] == "fsq" else f"LFQ {q['bits']} bits"
     rows = [
-        ("file", f"{s['path']} ({s['file_bytes']:,} bytes, {s['chunks']} block chunks, checksums {s['checksums']})"),
+        (
+            "file",
+            f"{s['path']} ({s['file_bytes']:,} bytes, {s['chunks']} block chunks, checksums {s['checksums']})",
+        ),
         ("model", f"{s['model']} (sha256 {s['model_sha256'][:16]}…), {qdesc}, {s['codebook_size']:,} codes"),
-        ("video", f"{s['width']}x{s['height']}, {s['frames']} frames at {s['rate']} fps ({s['fps']}), "
-                  f"source {s['source']}" + (", with audio" if s["audio"] else "")),
-        ("blocks", f"{s['blocks']} of {s['block_frames']} frames, grid {s['grid'][0]}x{s['grid'][1]}, "
-                   f"threshold {s['threshold']:g}"),
-        ("tokens", f"{s['tokens']:,} of a full budget of {s['full_budget_tokens']:,}; per frame min "
-                   f"{tpf['min']:.1f}, median {tpf['median']:.1f}, max {tpf['max']:.1f}"),
+        (
+            "video",
+            f"{s['width']}x{s['height']}, {s['frames']} frames at {s['rate']} fps ({s['fps']}), "
+            f"source {s['source']}" + (", with audio" if s["audio"] else ""),
+        ),
+        (
+            "blocks",
+            f"{s['blocks']} of {s['block_frames']} frames, grid {s['grid'][0]}x{s['grid'][1]}, "
+            f"threshold {s['threshold']:g}",
+        ),
+        (
+            "tokens",
+            f"{s['tokens']:,} of a full budget of {s['full_budget_tokens']:,}; per frame min "
+            f"{tpf['min']:.1f}, median {tpf['median']:.1f}, max {tpf['max']:.1f}",
+        ),
         ("runs", f"{100 * s['run_share']:.1f}% of positions continue a run"),
         ("size", f"{s['bits_per_pixel']:.4f} bits per pixel, {s['compression_ratio']:.0f}:1 against raw RGB"),
-        ("flagged", f"{len(s['flagged_blocks'])} blocks miss the threshold"
-                    + (f": {s['flagged_blocks'][:20]}" if s["flagged_blocks"] else "")),
+        (
+            "flagged",
+            f"{len(s['flagged_blocks'])} blocks miss the threshold"
+            + (f": {s['flagged_blocks'][:20]}" if s["flagged_blocks"] else ""),
+        ),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
@@ -162,8 +211,22 @@ def models(as_json: Json = False) -> None:
     with _errors():
         entries = list_models()
     if as_json:
-        print(json.dumps([{"name": e.name, "origin": e.origin, "file": str(e.path), "sha256": e.sha256,
-                           "quantizer": e.config.quantizer, "metrics": e.metrics} for e in entries], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": e.name,
+                        "origin": e.origin,
+                        "file": str(e.path),
+                        "sha256": e.sha256,
+                        "quantizer": e.config.quantizer,
+                        "metrics": e.metrics,
+                    }
+                    for e in entries
+                ],
+                indent=2,
+            )
+        )
         return
     for e in entries:
         print(f"{e.name}\t{e.config.quantizer['kind']}\t{e.origin}: {e.path}\t{e.metrics}")
@@ -171,11 +234,16 @@ def models(as_json: Json = False) -> None:
 
 @app.command()
 def train(
-    sources: Annotated[list[Path], typer.Argument(help="Folders or files of videos and images, or one "
-                                                  "windows .safetensors saved by --save-windows.")],
+    sources: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Folders or files of videos and images, or one windows .safetensors saved by --save-windows."
+        ),
+    ],
     model: Annotated[str, typer.Option(help="Architecture to train: vtok-fsq or vtok-lfq.")] = "vtok-fsq",
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for NAME.safetensors and manifest.json.")]
-    = Path("weights"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for NAME.safetensors and manifest.json.")] = Path(
+        "weights"
+    ),
     steps: Annotated[int, typer.Option(help="Stop after this many steps.")] = 1_000_000,
     minutes: Annotated[float, typer.Option(help="Stop after this many minutes; the LR schedule spans it.")] = 30.0,
     windows: Annotated[int, typer.Option(help="Training windows to sample from the sources.")] = 300,
@@ -190,9 +258,21 @@ def train(
     from vtok.train import run_training
 
     with _errors():
-        entry = run_training(sources=sources, name=model, out_dir=out, steps=steps, minutes=minutes,
-                             windows=windows, save_windows_to=save_windows, batch=batch, crop=crop, lr=lr,
-                             device=device, resume=resume, log=_log)
+        entry = run_training(
+            sources=sources,
+            name=model,
+            out_dir=out,
+            steps=steps,
+            minutes=minutes,
+            windows=windows,
+            save_windows_to=save_windows,
+            batch=batch,
+            crop=crop,
+            lr=lr,
+            device=device,
+            resume=resume,
+            log=_log,
+        )
     print(f"{model}: {entry['file']} sha256 {entry['sha256']} held-out {entry['metrics']['heldout_psnr_db']} dB")
 
 

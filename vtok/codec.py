@@ -99,8 +99,9 @@ def to_model(blocks: np.ndarray, stride: int, device: str) -> torch.Tensor:
     pad_h, pad_w = -h % stride, -w % stride
     if pad_h or pad_w:
         b, c, f = x.shape[:3]
-        x = F.pad(x.reshape(b, c * f, h, w), (0, pad_w, 0, pad_h), mode="replicate").reshape(b, c, f, h + pad_h,
-                                                                                              w + pad_w)
+        x = F.pad(x.reshape(b, c * f, h, w), (0, pad_w, 0, pad_h), mode="replicate").reshape(
+            b, c, f, h + pad_h, w + pad_w
+        )
     return x
 
 
@@ -114,8 +115,16 @@ def _batch_blocks(width: int, height: int, frames_per_block: int) -> int:
     return max(1, _BATCH_PIXELS // (frames_per_block * width * height))
 
 
-def encode_file(*, src: Path, dst: Path, model: str = DEFAULT_MODEL, threshold: float = 0.0,
-                force: bool = False, device: str = "auto", progress: Progress | None = None) -> EncodeResult:
+def encode_file(
+    *,
+    src: Path,
+    dst: Path,
+    model: str = DEFAULT_MODEL,
+    threshold: float = 0.0,
+    force: bool = False,
+    device: str = "auto",
+    progress: Progress | None = None,
+) -> EncodeResult:
     """Tokenize the video `src` into the `.vtok` file `dst`.
 
     threshold: MSE per block with pixels on [-1, 1] (0.003 is about 31.2 dB); 0 means the fixed full
@@ -133,10 +142,21 @@ def encode_file(*, src: Path, dst: Path, model: str = DEFAULT_MODEL, threshold: 
     entry = resolve(model)
     net = load_model(entry, device)
     cfg = net.config
-    header = Header(model=entry.name, model_sha256=entry.sha256, model_config=cfg.to_dict(),
-                    quantizer=dict(cfg.quantizer), codebook_size=net.codebook_size, block_frames=cfg.frames,
-                    width=info.width, height=info.height, frames=0, rate=info.rate, threshold=threshold,
-                    source=src.name, source_duration_s=info.duration_s)
+    header = Header(
+        model=entry.name,
+        model_sha256=entry.sha256,
+        model_config=cfg.to_dict(),
+        quantizer=dict(cfg.quantizer),
+        codebook_size=net.codebook_size,
+        block_frames=cfg.frames,
+        width=info.width,
+        height=info.height,
+        frames=0,
+        rate=info.rate,
+        threshold=threshold,
+        source=src.name,
+        source_duration_s=info.duration_s,
+    )
     frames = tokens = flagged = 0
     batch = _batch_blocks(info.width, info.height, cfg.frames)
     with VtokWriter(dst, header) as writer, torch.inference_mode():
@@ -146,8 +166,11 @@ def encode_file(*, src: Path, dst: Path, model: str = DEFAULT_MODEL, threshold: 
             indices = net.encode(x)
             missed = _missed(net, x, indices, real, info.height, info.width, threshold)
             for i, n in enumerate(real):
-                writer.write_block(indices[i].cpu().numpy().reshape(-1), frames=n,
-                                   flags=FLAG_MISSED_THRESHOLD if missed[i] else 0)
+                writer.write_block(
+                    indices[i].cpu().numpy().reshape(-1),
+                    frames=n,
+                    flags=FLAG_MISSED_THRESHOLD if missed[i] else 0,
+                )
                 tokens += indices[i].numel()
             flagged += sum(missed)
             frames += sum(real)
@@ -160,12 +183,25 @@ def encode_file(*, src: Path, dst: Path, model: str = DEFAULT_MODEL, threshold: 
             if audio:
                 writer.add_audio(audio)
         writer.close(frames=frames)
-    return EncodeResult(path=dst, frames=frames, blocks=-(-frames // cfg.frames),
-                        tokens=tokens, bytes=dst.stat().st_size, flagged_blocks=flagged)
+    return EncodeResult(
+        path=dst,
+        frames=frames,
+        blocks=-(-frames // cfg.frames),
+        tokens=tokens,
+        bytes=dst.stat().st_size,
+        flagged_blocks=flagged,
+    )
 
 
-def _missed(net: Tokenizer, x: torch.Tensor, indices: torch.Tensor, real: list[int], height: int, width: int,
-            threshold: float) -> list[bool]:
+def _missed(
+    net: Tokenizer,
+    x: torch.Tensor,
+    indices: torch.Tensor,
+    real: list[int],
+    height: int,
+    width: int,
+    threshold: float,
+) -> list[bool]:
     """Which blocks' reconstructions have MSE (pixels on [-1, 1], real frames and pixels only) over threshold."""
     if threshold <= 0:
         return [False] * len(real)
@@ -181,16 +217,28 @@ def model_for(header: Header, spec: str | None) -> ModelEntry:
     except ModelError:
         if spec:
             raise
-        raise ModelError(f"file was made by model {header.model!r}, which is not available here "
-                         "(pass --model to point at it)") from None
+        raise ModelError(
+            f"file was made by model {header.model!r}, which is not available here (pass --model to point at it)"
+        ) from None
     if entry.sha256 != header.model_sha256:
-        raise ModelError(f"file was made by {header.model} with weights sha256 {header.model_sha256[:12]}…, "
-                         f"but {entry.name} here has {entry.sha256[:12]}…")
+        raise ModelError(
+            f"file was made by {header.model} with weights sha256 {header.model_sha256[:12]}…, "
+            f"but {entry.name} here has {entry.sha256[:12]}…"
+        )
     return entry
 
 
-def decode_file(*, src: Path, dst: Path, model: str | None = None, crf: int = 18, lossless: bool = False,
-                force: bool = False, device: str = "auto", progress: Progress | None = None) -> DecodeResult:
+def decode_file(
+    *,
+    src: Path,
+    dst: Path,
+    model: str | None = None,
+    crf: int = 18,
+    lossless: bool = False,
+    force: bool = False,
+    device: str = "auto",
+    progress: Progress | None = None,
+) -> DecodeResult:
     """Decode the `.vtok` file `src` to an H.264 mp4 `dst`, with the source's audio if it had any."""
     from vtok.io import VideoWriter
 
@@ -205,8 +253,18 @@ def decode_file(*, src: Path, dst: Path, model: str | None = None, crf: int = 18
         tmp = dst.with_name(f".{dst.name}.{os.getpid()}.part")
         written = 0
         try:
-            with VideoWriter(tmp, width=h.width, height=h.height, rate=h.rate, crf=crf, lossless=lossless,
-                             audio=reader.audio()) as out, torch.inference_mode():
+            with (
+                VideoWriter(
+                    tmp,
+                    width=h.width,
+                    height=h.height,
+                    rate=h.rate,
+                    crf=crf,
+                    lossless=lossless,
+                    audio=reader.audio(),
+                ) as out,
+                torch.inference_mode(),
+            ):
                 grids = reader.grids()
                 batch = _batch_blocks(h.width, h.height, h.block_frames)
                 block = 0

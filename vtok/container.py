@@ -204,15 +204,18 @@ class VtokWriter:
         self._audio: bytes | None = None
         self._next_block = 0
 
-    def write_block(self, codes: np.ndarray, *, frames: int, run_mask: np.ndarray | None = None,
-                    flags: int = 0) -> None:
+    def write_block(
+        self, codes: np.ndarray, *, frames: int, run_mask: np.ndarray | None = None, flags: int = 0
+    ) -> None:
         """Append one block. codes: int (n,) row-major over the non-run positions; run_mask: bool (rows, cols)."""
         rows, cols = self.header.grid
         mask = np.zeros((rows, cols), bool) if run_mask is None else np.asarray(run_mask, bool)
         codes = np.asarray(codes).reshape(-1)
         if mask.shape != (rows, cols) or codes.size != int((~mask).sum()):
-            raise ValueError(f"block {self._next_block}: {codes.size} codes for grid {rows}x{cols} "
-                             f"with {int(mask.sum())} run positions")
+            raise ValueError(
+                f"block {self._next_block}: {codes.size} codes for grid {rows}x{cols} "
+                f"with {int(mask.sum())} run positions"
+            )
         if codes.size and (codes.min() < 0 or codes.max() >= self.header.codebook_size):
             raise ValueError(f"block {self._next_block}: codes outside [0, {self.header.codebook_size})")
         self._pending.append(Block(self._next_block, frames, flags, mask, codes.astype(self.header.code_dtype)))
@@ -248,15 +251,16 @@ class VtokWriter:
         self._flush()
         header = self.header if frames is None else _replace_frames(self.header, frames)
         if header.blocks != self._next_block:
-            raise ValueError(f"{self._next_block} blocks written for {header.frames} frames "
-                             f"({header.blocks} blocks)")
+            raise ValueError(f"{self._next_block} blocks written for {header.frames} frames ({header.blocks} blocks)")
         head = header.to_bytes()
         start = _PREAMBLE.size + len(head) + 4
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.part")
         try:
             with open(tmp, "wb") as out:
-                self._write(out, _PREAMBLE.pack(MAGIC, VERSION, 0, len(head)) + head
-                            + struct.pack("<I", zlib.crc32(head)))
+                self._write(
+                    out,
+                    _PREAMBLE.pack(MAGIC, VERSION, 0, len(head)) + head + struct.pack("<I", zlib.crc32(head)),
+                )
                 self._spool.seek(0)
                 while data := self._spool.read(1 << 20):
                     self._write(out, data)
@@ -350,8 +354,7 @@ class VtokReader:
             raise self._fail(f"chunk at {offset} claims {length} bytes, over the {MAX_CHUNK}-byte limit")
         payload = self._read_exact(offset + _CHUNK_HEAD.size, length, f"{kind!r} chunk at {offset}")
         if _chunk_crc(kind, payload) != crc:
-            raise self._fail(f"checksum mismatch in {kind.decode('ascii', 'replace')} chunk at {offset} "
-                             "(corrupted)")
+            raise self._fail(f"checksum mismatch in {kind.decode('ascii', 'replace')} chunk at {offset} (corrupted)")
         return kind, payload
 
     def _read_index(self) -> tuple[np.ndarray, int | None]:
@@ -418,8 +421,9 @@ class VtokReader:
             raise self._fail(f"block chunk {i} is too short for its records")
         first, count = _BLKS_HEAD.unpack_from(raw)
         if first != entry["first_block"] or count != n:
-            raise self._fail(f"block chunk {i} holds blocks {first}+{count}, index says "
-                             f"{int(entry['first_block'])}+{n}")
+            raise self._fail(
+                f"block chunk {i} holds blocks {first}+{count}, index says {int(entry['first_block'])}+{n}"
+            )
         records = np.frombuffer(raw, _RECORD, count=n, offset=_BLKS_HEAD.size)
         if (records["n_codes"] > rows * cols).any():
             raise self._fail(f"block chunk {i} claims more codes than the grid has positions")

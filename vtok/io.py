@@ -30,6 +30,7 @@ class VideoInfo:
 
 
 def _open(path: Path) -> "av.container.InputContainer":
+    path = Path(path)
     if not path.is_file():
         raise MediaError(f"{path}: no such file")
     try:
@@ -82,7 +83,8 @@ def extract_audio(path: Path) -> bytes | None:
             return None
         audio = src.streams.audio[0]
         buf = io.BytesIO()
-        with av.open(buf, "w", format="matroska") as dst:
+        # bitexact: no muxing date or random track UIDs, so encoding twice gives the same bytes
+        with av.open(buf, "w", format="matroska", options={"fflags": "+bitexact"}) as dst:
             out = dst.add_stream_from_template(audio)
             for packet in src.demux(audio):
                 if packet.dts is None:  # the demuxer's flush packet
@@ -99,8 +101,17 @@ class VideoWriter:
     the width or height is odd, which 4:2:0 cannot hold). `audio` is an AUDI chunk to mux beside.
     """
 
-    def __init__(self, path: Path, *, width: int, height: int, rate: Fraction, crf: int = 18,
-                 lossless: bool = False, audio: bytes | None = None):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        width: int,
+        height: int,
+        rate: Fraction,
+        crf: int = 18,
+        lossless: bool = False,
+        audio: bytes | None = None,
+    ):
         self._container = av.open(str(path), "w", format="mp4")
         if lossless:
             self._stream = self._container.add_stream("libx264rgb", rate=rate, options={"crf": "0"})

@@ -49,16 +49,28 @@ ARCHITECTURES: dict[str, ModelConfig] = {
 }
 
 
+class _ChannelNorm(nn.Module):
+    """RMS norm over channels at each position: keeps activations bounded without mixing positions,
+    so a token depends only on its neighbourhood, never on the statistics of the whole frame."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(1, ch, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.square().mean(1, keepdim=True) + 1e-6) * self.weight
+
+
 class _ResBlock(nn.Module):
     def __init__(self, ch: int):
         super().__init__()
-        self.conv1 = nn.Conv2d(ch, ch, 3, padding=1)
-        self.conv2 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.norm1, self.conv1 = _ChannelNorm(ch), nn.Conv2d(ch, ch, 3, padding=1)
+        self.norm2, self.conv2 = _ChannelNorm(ch), nn.Conv2d(ch, ch, 3, padding=1)
         nn.init.zeros_(self.conv2.bias)
-        self.conv2.weight.data.mul_(0.1)  # start near identity: stable without normalisation layers
+        self.conv2.weight.data.mul_(0.1)  # start near identity
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.silu(self.conv1(F.silu(x))))
+        return x + self.conv2(F.silu(self.norm2(self.conv1(F.silu(self.norm1(x))))))
 
 
 class Tokenizer(nn.Module):
@@ -79,16 +91,19 @@ class Tokenizer(nn.Module):
             *[_ResBlock(c) for _ in range(de)],
             nn.Conv2d(c, lc, 2, stride=2),
             *[_ResBlock(lc) for _ in range(de)],
+            _ChannelNorm(lc),  # bounded latents keep FSQ's tanh out of saturation
             nn.SiLU(),
             nn.Conv2d(lc, self.quantizer.dim, 1),
         )
         self.decoder = nn.Sequential(
             nn.Conv2d(self.quantizer.dim, lc, 3, padding=1),
             *[_ResBlock(lc) for _ in range(dd)],
+            _ChannelNorm(lc),
             nn.SiLU(),
             nn.Conv2d(lc, 4 * c, 1),
             nn.PixelShuffle(2),
             *[_ResBlock(c) for _ in range(dd)],
+            _ChannelNorm(c),
             nn.SiLU(),
             nn.Conv2d(c, stem, 1),
         )

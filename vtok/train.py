@@ -66,8 +66,15 @@ def _image_window(image: np.ndarray, frames: int, size: int, rng: random.Random)
     return np.stack([image[y0 + i * vy : y0 + i * vy + size, x0 + i * vx : x0 + i * vx + size] for i in range(frames)])
 
 
-def sample_windows(paths: list[Path], *, count: int, size: int = 128, frames: int = 4, seed: int = 0,
-                   progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+def sample_windows(
+    paths: list[Path],
+    *,
+    count: int,
+    size: int = 128,
+    frames: int = 4,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
     """Crop `count` random windows uint8 (count, frames, size, size, 3) from videos and images.
 
     Videos get windows in proportion to the square root of their length; images (about one
@@ -92,7 +99,7 @@ def sample_windows(paths: list[Path], *, count: int, size: int = 128, frames: in
         quota[rng.choices(range(len(videos)), weights)[0]] += 1
 
     windows: list[np.ndarray] = []
-    for i, (video, n) in enumerate(zip(videos, quota)):
+    for i, (video, n) in enumerate(zip(videos, quota, strict=True)):
         starts = sorted(rng.randrange(max(1, lengths[i] - frames)) for _ in range(n))
         buffer: list[np.ndarray] = []
         for t, frame in enumerate(read_frames(video)):
@@ -140,10 +147,21 @@ def _batch(windows: torch.Tensor, idx: torch.Tensor, crop: int, gen: torch.Gener
     return x
 
 
-def train_model(windows: np.ndarray, *, config: ModelConfig, steps: int, minutes: float, batch: int = 16,
-                crop: int = 96, lr: float = 1e-3, device: str = "cpu", seed: int = 0,
-                init: dict | None = None, checkpoint: Path | None = None,
-                log: Callable[[str], None] = print) -> TrainResult:
+def train_model(
+    windows: np.ndarray,
+    *,
+    config: ModelConfig,
+    steps: int,
+    minutes: float,
+    batch: int = 16,
+    crop: int = 96,
+    lr: float = 1e-3,
+    device: str = "cpu",
+    seed: int = 0,
+    init: dict | None = None,
+    checkpoint: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
     """Train on uint8 windows (N, F, S, S, 3) until `steps` or `minutes` run out, whichever first.
 
     The learning rate follows a cosine over that budget. One window in twenty is held out for the
@@ -185,8 +203,10 @@ def train_model(windows: np.ndarray, *, config: ModelConfig, steps: int, minutes
         step += 1
         if time.perf_counter() - last_log > 30 or step == 1:
             last_log = time.perf_counter()
-            log(f"step {step} loss {loss.item():.5f} heldout {_evaluate(model, val, device):.2f} dB "
-                f"lr {opt.param_groups[0]['lr']:.2e} {time.perf_counter() - start:.0f}s")
+            log(
+                f"step {step} loss {loss.item():.5f} heldout {_evaluate(model, val, device):.2f} dB "
+                f"lr {opt.param_groups[0]['lr']:.2e} {time.perf_counter() - start:.0f}s"
+            )
         if checkpoint is not None and time.perf_counter() - last_ckpt > 120:
             last_ckpt = time.perf_counter()
             _save_atomic(checkpoint, {k: v.detach().float().cpu() for k, v in model.state_dict().items()})
@@ -248,9 +268,22 @@ def export(result: TrainResult, *, name: str, config: ModelConfig, out_dir: Path
     return entry
 
 
-def run_training(*, sources: list[Path], name: str, out_dir: Path, steps: int, minutes: float, windows: int,
-                 save_windows_to: Path | None, batch: int, crop: int, lr: float, device: str, resume: Path | None,
-                 log: Callable[[str], None]) -> dict:
+def run_training(
+    *,
+    sources: list[Path],
+    name: str,
+    out_dir: Path,
+    steps: int,
+    minutes: float,
+    windows: int,
+    save_windows_to: Path | None,
+    batch: int,
+    crop: int,
+    lr: float,
+    device: str,
+    resume: Path | None,
+    log: Callable[[str], None],
+) -> dict:
     """The `vtok train` command: sample (or load) windows, train, and export weights plus manifest entry."""
     if name not in ARCHITECTURES:
         raise VtokError(f"unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)}")
@@ -258,14 +291,30 @@ def run_training(*, sources: list[Path], name: str, out_dir: Path, steps: int, m
     if len(sources) == 1 and sources[0].suffix == ".safetensors":
         data = load_windows(sources[0])
     else:
-        data = sample_windows(sources, count=windows, size=max(crop, 128), frames=config.frames,
-                              progress=lambda i, n: log(f"sampled {i}/{n} sources"))
+        data = sample_windows(
+            sources,
+            count=windows,
+            size=max(crop, 128),
+            frames=config.frames,
+            progress=lambda i, n: log(f"sampled {i}/{n} sources"),
+        )
         if save_windows_to is not None:
             save_windows(save_windows_to, data)
     log(f"training {name} on {len(data)} windows of {data.shape[1:]} on {device}")
     init = load_file(str(resume)) if resume is not None else None
     ckpt = out_dir / f"{name}.checkpoint.safetensors"
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = train_model(data, config=config, steps=steps, minutes=minutes, batch=batch, crop=crop, lr=lr,
-                         device=device, init=init, checkpoint=ckpt, log=log)
+    result = train_model(
+        data,
+        config=config,
+        steps=steps,
+        minutes=minutes,
+        batch=batch,
+        crop=crop,
+        lr=lr,
+        device=device,
+        init=init,
+        checkpoint=ckpt,
+        log=log,
+    )
     return export(result, name=name, config=config, out_dir=out_dir, data=[str(s) for s in sources])

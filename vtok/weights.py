@@ -59,9 +59,14 @@ def _entry(folder: Path, name: str | None, origin: str) -> ModelEntry:
         raise ModelError(f"unknown model {name!r} in {origin}; available: {', '.join(sorted(models))}")
     m = models[name]
     try:
-        return ModelEntry(name=name, path=folder / m["file"], sha256=m["sha256"],
-                          config=ModelConfig.from_dict(m["config"]), origin=origin,
-                          metrics=dict(m.get("metrics", {})))
+        return ModelEntry(
+            name=name,
+            path=folder / m["file"],
+            sha256=m["sha256"],
+            config=ModelConfig.from_dict(m["config"]),
+            origin=origin,
+            metrics=dict(m.get("metrics", {})),
+        )
     except (KeyError, TypeError) as e:
         raise ModelError(f"{origin}: manifest entry {name!r} is malformed ({e})") from None
 
@@ -76,8 +81,9 @@ def _hub_folder(spec: str) -> tuple[Path, str]:
 
     repo, _, revision = spec.partition("@")
     try:
-        folder = snapshot_download(repo_id=repo, revision=revision or None,
-                                   allow_patterns=["manifest.json", "*.safetensors"])
+        folder = snapshot_download(
+            repo_id=repo, revision=revision or None, allow_patterns=["manifest.json", "*.safetensors"]
+        )
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as e:
         raise ModelError(f"hf:{spec}: cannot fetch from the hub or its cache ({e.__class__.__name__})") from None
     return Path(folder), f"hf:{repo}@{revision or 'main'}"

@@ -1,0 +1,165 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from vtok.cli import app
+from vtok.container import VtokReader, VtokWriter
+from vtok.io import probe, read_frames
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def encoded(tmp_path_factory):
+    """The fixture clip encoded once with the default model at threshold 0.003."""
+    from pathlib import Path
+
+    clip = Path(__file__).parent / "data" / "dog_250x138.mp4"
+    out = tmp_path_factory.mktemp("enc") / "dog.vtok"
+    r = run("encode", clip, "-o", out, "--threshold", "0.003", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    return clip, out
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * np.log10(255**2 / mse)
+
+
+def test_encode_inspect_decode_end_to_end(encoded, tmp_path):
+    clip, vt = encoded
+    r = run("inspect", vt, "--json")
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert (s["width"], s["height"], s["frames"], s["rate"]) == (250, 138, 22, "30000/1001")
+    assert s["blocks"] == 6 and s["grid"] == [18, 32]
+    assert s["tokens"] == 6 * 18 * 32
+    assert s["tokens_per_frame"]["min"] == 18 * 32 / 4 and s["tokens_per_frame"]["max"] == 18 * 32 / 2
+    assert s["checksums"] == "ok" and s["audio"] is True
+    assert 0 < s["bits_per_pixel"] < 1 and s["compression_ratio"] > 24
+    text = run("inspect", vt)
+    assert text.exit_code == 0 and "tokens" in text.stdout
+
+    out = tmp_path / "dog.mp4"
+    r = run("decode", vt, "-o", out, "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    info = probe(out)
+    assert (info.width, info.height, info.rate, info.has_audio) == (250, 138, clip and probe(clip).rate, True)
+    original = np.stack(list(read_frames(clip)))
+    decoded = np.stack(list(read_frames(out)))
+    assert decoded.shape == original.shape
+    assert psnr(original, decoded) > 22  # a trained model, not noise
+
+
+def test_lossless_decode_matches_the_model_output(encoded, tmp_path):
+    _, vt = encoded
+    a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    assert run("decode", vt, "-o", a, "--lossless", "--device", "cpu").exit_code == 0
+    assert run("decode", vt, "-o", b, "--crf", "30", "--device", "cpu").exit_code == 0
+    assert a.stat().st_size > b.stat().st_size
+    assert len(list(read_frames(a))) == 22
+
+
+def test_encode_is_deterministic(encoded, tmp_path):
+    clip, vt = encoded
+    again = tmp_path / "again.vtok"
+    assert run("encode", clip, "-o", again, "--threshold", "0.003", "--device", "cpu").exit_code == 0
+    assert again.read_bytes() == vt.read_bytes()
+
+
+def one_line_error(r, code=1):
+    assert r.exit_code == code, r.output
+    assert r.stderr.startswith("vtok: error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert "Traceback" not in r.output
+
+
+def test_bad_inputs_give_one_line_and_exit_1(encoded, tmp_path):
+    clip, vt = encoded
+    one_line_error(run("encode", tmp_path / "missing.mp4", "-o", tmp_path / "x.vtok"))
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00garbage" * 500)
+    one_line_error(run("encode", junk, "-o", tmp_path / "x.vtok"))
+    one_line_error(run("decode", junk, "-o", tmp_path / "x.mp4"))
+    one_line_error(run("inspect", tmp_path / "missing.vtok"))
+    data = vt.read_bytes()
+    for cut in (10, len(data) // 2, len(data) - 3):
+        bad = tmp_path / f"cut{cut}.vtok"
+        bad.write_bytes(data[:cut])
+        one_line_error(run("inspect", bad))
+        one_line_error(run("decode", bad, "-o", tmp_path / "x.mp4"))
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xFF
+    (tmp_path / "flip.vtok").write_bytes(bytes(flipped))
+    one_line_error(run("decode", tmp_path / "flip.vtok", "-o", tmp_path / "x.mp4"))
+    assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "x.vtok").exists()
+
+
+def test_unknown_model_is_refused(encoded, tmp_path):
+    _, vt = encoded
+    with VtokReader(vt) as r:
+        from dataclasses import replace
+
+        header = replace(r.header, model="vtok-nonexistent")
+        blocks = list(r.blocks())
+    other = tmp_path / "other.vtok"
+    with VtokWriter(other, header) as w:
+        for b in blocks:
+            w.write_block(b.codes, frames=b.frames, run_mask=b.run_mask, flags=b.flags)
+        w.close()
+    r = run("decode", other, "-o", tmp_path / "x.mp4")
+    one_line_error(r)
+    assert "vtok-nonexistent" in r.stderr
+    one_line_error(run("encode", tmp_path / "x.mp4", "-o", tmp_path / "y.vtok", "--model", "nope"))
+
+
+def test_outputs_are_protected(encoded, tmp_path):
+    clip, vt = encoded
+    one_line_error(run("decode", vt, "-o", vt))  # output is the input
+    one_line_error(run("encode", clip, "-o", clip))
+    before = vt.read_bytes()
+    one_line_error(run("encode", clip, "-o", vt))  # exists, no --force
+    assert vt.read_bytes() == before
+    one_line_error(run("encode", clip, "-o", tmp_path / "no" / "such" / "dir.vtok"))
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    readonly.chmod(0o500)
+    try:
+        import os
+
+        if os.access(readonly, os.W_OK):  # root ignores permissions
+            pytest.skip("running as root: cannot make an unwritable folder")
+        one_line_error(run("encode", clip, "-o", readonly / "x.vtok"))
+    finally:
+        readonly.chmod(0o700)
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert run("encode").exit_code == 2
+    assert run("encode", "a.mp4", "-o", "b.vtok", "--threshold", "-1").exit_code == 2
+    assert run("decode", "a.vtok", "-o", "b.mp4", "--crf", "99").exit_code == 2
+    assert run("frobnicate").exit_code == 2
+
+
+def test_real_process_has_no_traceback(tmp_path):
+    p = subprocess.run(
+        [sys.executable, "-m", "vtok", "decode", str(tmp_path / "none.vtok"), "-o", str(tmp_path / "o.mp4")],
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 1
+    assert p.stderr.strip().count("\n") == 0 and "Traceback" not in p.stderr
+    assert p.stdout == ""
+
+
+def test_models_lists_the_default(tmp_path):
+    r = run("models", "--json")
+    assert r.exit_code == 0
+    assert "vtok-fsq" in [m["name"] for m in json.loads(r.stdout)]
