@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from vtok.weights import DEFAULT_MODEL, ModelEntry, load_model, resolve
 
 __all__ = ["encode_file", "decode_file", "EncodeResult", "DecodeResult"]
 
+T = TypeVar("T")
 Progress = Callable[[int], None]  # called with the number of frames just finished
 
 # Pixels per forward pass, to bound memory: about four 256x256 blocks, or one 720p block.
@@ -81,9 +83,10 @@ def _blocks(frames: Iterator[np.ndarray], size: int) -> Iterator[tuple[np.ndarra
         yield np.stack(buffer + [buffer[-1]] * (size - real)), real
 
 
-def _batches(blocks: Iterator[tuple[np.ndarray, int]], n: int) -> Iterator[list[tuple[np.ndarray, int]]]:
-    batch = []
-    for item in blocks:
+def _batches(items: Iterator[T], n: int) -> Iterator[list[T]]:
+    """Group items into lists of n (the last may be shorter)."""
+    batch: list[T] = []
+    for item in items:
         batch.append(item)
         if len(batch) == n:
             yield batch
@@ -265,11 +268,10 @@ def decode_file(
                 ) as out,
                 torch.inference_mode(),
             ):
-                grids = reader.grids()
                 batch = _batch_blocks(h.width, h.height, h.block_frames)
                 block = 0
-                for chunk in _batches(((g, 0) for g in grids), batch):
-                    indices = torch.from_numpy(np.stack([g for g, _ in chunk])).to(device)
+                for grids in _batches(reader.grids(), batch):
+                    indices = torch.from_numpy(np.stack(grids)).to(device)
                     frames = to_frames(net.decode(indices), h.height, h.width)
                     for clip in frames:
                         real = min(h.block_frames, h.frames - block * h.block_frames)
