@@ -191,7 +191,11 @@ def inspect(
             f"{tpf['min']:.1f}, median {tpf['median']:.1f}, max {tpf['max']:.1f}",
         ),
         ("runs", f"{100 * s['run_share']:.1f}% of positions continue a run"),
-        ("size", f"{s['bits_per_pixel']:.4f} bits per pixel, {s['compression_ratio']:.0f}:1 against raw RGB"),
+        (
+            "size",
+            f"{s['bits_per_pixel']:.4f} bits per pixel, {s['compression_ratio']:.0f}:1 against raw RGB"
+            + (f" (video only; audio {s['audio_bytes']:,} bytes)" if s["audio"] else ""),
+        ),
         (
             "flagged",
             f"{len(s['flagged_blocks'])} blocks miss the threshold"

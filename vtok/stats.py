@@ -12,6 +12,8 @@ __all__ = ["inspect_file"]
 def inspect_file(*, path: Path) -> dict:
     """Summarise the `.vtok` file at `path` as a JSON-ready dict (key `tokens`: total stored tokens).
 
+    Bits per pixel and the compression ratio count the file without its audio chunk.
+
     Raises ContainerError if any part of the file is truncated or fails its checksum.
     """
     path = Path(path)
@@ -24,9 +26,11 @@ def inspect_file(*, path: Path) -> dict:
             runs += int(block.run_mask.sum())
             if block.missed_threshold:
                 flagged.append(block.index)
-        has_audio = reader.audio() is not None
+        audio = reader.audio()
         chunks = reader.chunks
     size = path.stat().st_size
+    audio_bytes = len(audio) if audio is not None else 0
+    video_bytes = size - audio_bytes  # the rate of the tokens, comparable with video codecs
     per_frame = np.repeat(np.array(codes, float) / np.maximum(frames, 1), frames)
     pixels = h.width * h.height * max(h.frames, 1)
     full = h.tokens_per_block * h.blocks
@@ -57,9 +61,10 @@ def inspect_file(*, path: Path) -> dict:
         "run_share": runs / full if full else 0.0,
         "flagged_blocks": flagged,
         "file_bytes": size,
-        "bits_per_pixel": size * 8 / pixels,
-        "compression_ratio": pixels * 3 / size,
-        "audio": has_audio,
+        "audio_bytes": audio_bytes,
+        "bits_per_pixel": video_bytes * 8 / pixels,
+        "compression_ratio": pixels * 3 / video_bytes,
+        "audio": audio is not None,
         "chunks": chunks,
         "checksums": "ok",
     }
