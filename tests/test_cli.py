@@ -40,13 +40,15 @@ def test_encode_inspect_decode_end_to_end(encoded, tmp_path):
     assert r.exit_code == 0, r.output
     s = json.loads(r.stdout)
     assert (s["width"], s["height"], s["frames"], s["rate"]) == (250, 138, 22, "30000/1001")
-    assert s["blocks"] == 6 and s["grid"] == [18, 32]
-    assert s["tokens"] == 6 * 18 * 32
-    assert s["tokens_per_frame"]["min"] == 18 * 32 / 4 and s["tokens_per_frame"]["max"] == 18 * 32 / 2
+    assert s["blocks"] == 6 and s["grid"] == [18, 32] and s["full_budget_tokens"] == 6 * 18 * 32
+    assert 0 < s["tokens"] < s["full_budget_tokens"] and s["savings"] > 1
+    assert s["tokens"] == round(s["full_budget_tokens"] * (1 - s["rlt_share"] - s["elastic_share"]))
+    assert s["tokens_per_frame"]["full_budget"] == 18 * 32 / 4
     assert s["checksums"] == "ok" and s["audio"] is True
     assert 0 < s["bits_per_pixel"] < 1 and s["compression_ratio"] > 24
-    text = run("inspect", vt)
-    assert text.exit_code == 0 and "tokens" in text.stdout
+    text = run("inspect", vt, "--plot", tmp_path / "tokens.png")
+    assert text.exit_code == 0 and "tokens" in text.stdout and "per frame" in text.stdout
+    assert (tmp_path / "tokens.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     out = tmp_path / "dog.mp4"
     r = run("decode", vt, "-o", out, "--device", "cpu")
@@ -57,6 +59,67 @@ def test_encode_inspect_decode_end_to_end(encoded, tmp_path):
     decoded = np.stack(list(read_frames(out)))
     assert decoded.shape == original.shape
     assert psnr(original, decoded) > 22  # a trained model, not noise
+
+
+@pytest.mark.parametrize("threshold", [0.003, 0.01])
+def test_threshold_holds_on_every_block_of_a_real_clip(encoded, tmp_path, threshold):
+    clip, _ = encoded
+    vt = tmp_path / "t.vtok"
+    assert run("encode", clip, "-o", vt, "--threshold", threshold, "--device", "cpu").exit_code == 0
+    out = tmp_path / "exact.mp4"
+    assert run("decode", vt, "-o", out, "--lossless", "--device", "cpu").exit_code == 0
+    original = np.stack(list(read_frames(clip))).astype(np.float64) / 127.5 - 1
+    decoded = np.stack(list(read_frames(out))).astype(np.float64) / 127.5 - 1
+    with VtokReader(vt) as r:
+        flagged = {b.index for b in r.blocks() if b.missed_threshold}
+        assert r.header.threshold == threshold
+    for b in range(0, 22, 4):
+        if b // 4 in flagged:
+            continue
+        mse = np.mean((original[b : b + 4] - decoded[b : b + 4]) ** 2)
+        assert mse <= threshold * 1.01, (b // 4, mse)  # 1%: the 8-bit rounding of the decoded frames
+
+
+def test_full_budget_without_runs_stores_every_token(encoded, tmp_path):
+    clip, _ = encoded
+    vt = tmp_path / "full.vtok"
+    assert run("encode", clip, "-o", vt, "--threshold", "0", "--no-rlt", "--device", "cpu").exit_code == 0
+    s = json.loads(run("inspect", vt, "--json").stdout)
+    assert s["tokens"] == s["full_budget_tokens"] == 6 * 18 * 32 and s["rlt_share"] == 0
+
+
+def test_trimmed_file_is_smaller_and_decodes(encoded, tmp_path):
+    clip, _ = encoded
+    full, small = tmp_path / "full.vtok", tmp_path / "small.vtok"
+    assert run("encode", clip, "-o", full, "--threshold", "0", "--device", "cpu").exit_code == 0
+    r = run("trim", full, "-o", small, "--max-tokens", "40")
+    assert r.exit_code == 0, r.output
+    before = json.loads(run("inspect", full, "--json").stdout)
+    after = json.loads(run("inspect", small, "--json").stdout)
+    assert after["tokens"] < before["tokens"] and small.stat().st_size < full.stat().st_size
+    assert max(after["tokens_per_frame_by_block"][:-1]) <= 40
+    out = tmp_path / "small.mp4"
+    assert run("decode", small, "-o", out, "--device", "cpu").exit_code == 0
+    assert len(list(read_frames(out))) == 22
+
+
+def test_rlt_covers_a_static_video(tmp_path):
+    import av
+
+    src = tmp_path / "static.mp4"
+    rng = np.random.default_rng(0)
+    still = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264rgb", rate=25, options={"crf": "0"})
+        s.width, s.height, s.pix_fmt = 96, 64, "rgb24"
+        for _ in range(160):
+            c.mux(s.encode(av.VideoFrame.from_ndarray(still, format="rgb24")))
+        c.mux(s.encode(None))
+    vt = tmp_path / "static.vtok"
+    assert run("encode", src, "-o", vt, "--device", "cpu").exit_code == 0
+    st = json.loads(run("inspect", vt, "--json").stdout)
+    assert st["blocks"] == 40
+    assert st["rlt_share"] >= 0.95  # all but the first block is one long run
 
 
 def test_lossless_decode_matches_the_model_output(encoded, tmp_path):
@@ -109,10 +172,11 @@ def test_unknown_model_is_refused(encoded, tmp_path):
 
         header = replace(r.header, model="vtok-nonexistent")
         blocks = list(r.blocks())
+        states = list(r.states())
     other = tmp_path / "other.vtok"
     with VtokWriter(other, header) as w:
-        for b in blocks:
-            w.write_block(b.codes, frames=b.frames, run_mask=b.run_mask, flags=b.flags)
+        for b, st in zip(blocks, states, strict=True):
+            w.write_block(st.indices, frames=b.frames, run_mask=b.run_mask, tile_levels=b.tile_levels, flags=b.flags)
         w.close()
     r = run("decode", other, "-o", tmp_path / "x.mp4")
     one_line_error(r)

@@ -25,6 +25,7 @@ def small_header(**changes) -> Header:
         frames=9,
         rate=Fraction(30000, 1001),
         threshold=0.003,
+        rlt_threshold=6 / 255,
         source="clip.mp4",
         source_duration_s=0.3,
     )
@@ -33,16 +34,17 @@ def small_header(**changes) -> Header:
 
 
 def write_small(path: Path, audio: bytes | None = b"not really matroska") -> list[dict]:
-    """Three blocks over two chunks: a full block, one with runs, and a short flagged last block."""
+    """Three blocks over two chunks: a full block, one with runs at a lower budget, and a short flagged
+    last block at the lowest budget."""
     h = small_header()
     rows, cols = h.grid
-    codes = np.arange(rows * cols, dtype=np.int64) * 7001 % 64000
+    grid = (np.arange(rows * cols, dtype=np.int64) * 7001 % 64000).reshape(rows, cols)
     mask = np.zeros((rows, cols), bool)
     mask[1, :2] = True
     blocks = [
-        dict(codes=codes, frames=4, run_mask=None, flags=0),
-        dict(codes=codes[: rows * cols - 2][::-1].copy(), frames=4, run_mask=mask, flags=0),
-        dict(codes=codes, frames=1, run_mask=None, flags=FLAG_MISSED_THRESHOLD),
+        dict(indices=grid, frames=4, run_mask=None, tile_levels=np.array([[2]]), flags=0),
+        dict(indices=grid[::-1, ::-1].copy(), frames=4, run_mask=mask, tile_levels=np.array([[1]]), flags=0),
+        dict(indices=grid + 1, frames=1, run_mask=None, tile_levels=np.array([[0]]), flags=FLAG_MISSED_THRESHOLD),
     ]
     with VtokWriter(path, h, blocks_per_chunk=2) as w:
         for b in blocks:
@@ -72,25 +74,31 @@ def test_round_trip(tmp_path):
     blocks = write_small(path)
     with VtokReader(path) as r:
         assert r.header == small_header()
-        assert r.header.grid == (3, 3) and r.header.blocks == 3
+        assert r.header.grid == (3, 3) and r.header.blocks == 3 and r.header.tiles == (1, 1)
         assert r.audio() == b"not really matroska"
         got = list(r.blocks())
-        grids = list(r.grids())
+        states = list(r.states())
         assert r.block(2).missed_threshold and not r.block(0).missed_threshold
     assert [b.frames for b in got] == [4, 4, 1]
-    for want, have in zip(blocks, got, strict=True):
-        assert np.array_equal(want["codes"], have.codes)
-        assert have.codes.dtype == np.dtype("<u2")
-    # run positions take the previous block's codes
-    assert np.array_equal(grids[1][1, :2], grids[0][1, :2])
-    assert np.array_equal(grids[1][~got[1].run_mask], blocks[1]["codes"])
+    assert [b.codes.size for b in got] == [9, 4, 1]  # tile levels 2, 1 (four positions of level <= 1), 0
+    assert got[0].codes.dtype == np.dtype("<u2")
+    # block 0 stores everything, in coarse-to-fine order
+    assert np.array_equal(states[0].indices, blocks[0]["indices"]) and states[0].keep.all()
+    # block 1: runs carry block 0's codes and keep; fresh positions keep up to level 1
+    s1 = states[1]
+    assert np.array_equal(s1.indices[1, :2], blocks[0]["indices"][1, :2]) and s1.keep[1, :2].all()
+    fresh = got[1].fresh_keep()
+    assert np.array_equal(s1.indices[fresh], blocks[1]["indices"][fresh])
+    assert s1.keep.sum() == 2 + 4  # the two run positions, kept in block 0, and the four stored
+    # block 2: only the level-0 position
+    assert states[2].keep.sum() == 1 and states[2].indices[0, 0] == blocks[2]["indices"][0, 0]
 
 
 def test_file_starts_with_magic_and_version(tmp_path):
     path = tmp_path / "a.vtok"
     write_small(path)
     data = path.read_bytes()
-    assert data[:8] == MAGIC and struct.unpack("<H", data[8:10])[0] == 1
+    assert data[:8] == MAGIC and struct.unpack("<H", data[8:10])[0] == 2
     assert data[-8:] == b"VTOKEND\x00"
 
 
@@ -159,9 +167,9 @@ def test_unknown_version_is_refused(tmp_path):
     path = tmp_path / "a.vtok"
     write_small(path)
     data = bytearray(path.read_bytes())
-    data[8:10] = struct.pack("<H", 2)
+    data[8:10] = struct.pack("<H", 3)
     path.write_bytes(bytes(data))
-    with pytest.raises(ContainerError, match="version 2"):
+    with pytest.raises(ContainerError, match="version 3"):
         read_all(path)
 
 
@@ -170,13 +178,19 @@ def test_writer_rejects_bad_blocks_and_interrupted_write_leaves_nothing(tmp_path
     h = small_header()
     with pytest.raises(ValueError):
         with VtokWriter(path, h) as w:
-            w.write_block(np.zeros(4, np.int64), frames=4)  # grid has 9 positions
+            w.write_block(np.zeros((2, 2), np.int64), frames=4)  # grid is 3x3
     with pytest.raises(ValueError):
         with VtokWriter(path, h) as w:
-            w.write_block(np.full(9, 64000), frames=4)  # outside the codebook
+            w.write_block(np.full((3, 3), 64000), frames=4)  # outside the codebook
     with pytest.raises(ValueError):
         with VtokWriter(path, h) as w:
-            w.write_block(np.zeros(9, np.int64), frames=4)
+            w.write_block(np.zeros((3, 3), np.int64), frames=4, tile_levels=np.array([[3]]))
+    with pytest.raises(ValueError):
+        with VtokWriter(path, h) as w:
+            w.write_block(np.zeros((3, 3), np.int64), frames=4, run_mask=np.ones((3, 3), bool))  # block 0
+    with pytest.raises(ValueError):
+        with VtokWriter(path, h) as w:
+            w.write_block(np.zeros((3, 3), np.int64), frames=4)
             w.close()  # 9 frames need 3 blocks
     assert list(tmp_path.iterdir()) == []
 
@@ -190,8 +204,8 @@ def test_reading_needs_neither_torch_nor_pyav(tmp_path):
     code = (
         "import sys, vtok\n"
         f"with vtok.open({str(path)!r}) as f:\n"
-        "    grids = list(f.grids())\n"
-        "assert len(grids) == 3 and f.header.frames == 9\n"
+        "    states = list(f.states())\n"
+        "assert len(states) == 3 and f.header.frames == 9\n"
         "assert 'torch' not in sys.modules and 'av' not in sys.modules, 'heavy import'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

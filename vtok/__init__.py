@@ -5,7 +5,8 @@ Reading a `.vtok` file needs only numpy and zstandard:
     import vtok
     with vtok.open("clip.vtok") as f:
         print(f.header.frames, f.header.grid)
-        for codes in f.grids():  # int64 (rows, cols) per block of f.header.block_frames frames
+        for block in f.states():  # one per block of f.header.block_frames frames
+            codes, keep = block.indices, block.keep  # int64, bool (rows, cols); False: infill
             ...
 """
 

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from vtok.errors import VtokError
+from vtok.output import check_output
 
 app = typer.Typer(
     name="vtok",
@@ -90,10 +91,20 @@ def encode(
     threshold: Annotated[
         float,
         typer.Option(
-            help="Target MSE per block, pixels on [-1,1] (0.003 is about 31.2 dB); 0 is the fixed full budget.",
+            help="Target MSE per block, pixels on [-1,1] (0.003 is about 31.2 dB): each block gets the "
+            "fewest tokens that meet it. 0 is the full budget.",
             min=0.0,
         ),
-    ] = 0.0,
+    ] = 0.003,
+    rlt_threshold: Annotated[
+        float,
+        typer.Option(
+            help="A 16x16 patch whose mean absolute difference (pixels on [0,1]) from the start of its run "
+            "stays under this stores no tokens.",
+            min=0.0,
+        ),
+    ] = 6 / 255,
+    no_rlt: Annotated[bool, typer.Option("--no-rlt", help="Turn run-length tokenization off.")] = False,
     device: Device = "auto",
     force: Force = False,
 ) -> None:
@@ -109,13 +120,16 @@ def encode(
                 dst=output,
                 model=model,
                 threshold=threshold,
+                rlt_threshold=0.0 if no_rlt else rlt_threshold,
                 force=force,
                 device=device,
                 progress=advance,
             )
     print(
-        f"{r.path}: {r.frames} frames, {r.blocks} blocks, {r.tokens} tokens, {r.bytes} bytes"
-        + (f", {r.flagged_blocks} blocks over the threshold" if r.flagged_blocks else "")
+        f"{r.path}: {r.frames} frames, {r.blocks} blocks, {r.tokens} tokens "
+        f"({r.full_tokens / max(r.tokens, 1):.2f}x fewer than the full budget), {r.bytes} bytes, "
+        f"{r.decoder_passes:.2f} decoder passes per block"
+        + (f", {r.flagged_blocks} blocks miss the threshold at the full budget" if r.flagged_blocks else "")
     )
 
 
@@ -157,12 +171,16 @@ def decode(
 def inspect(
     src: Annotated[Path, typer.Argument(help="A .vtok file.", dir_okay=False)],
     as_json: Json = False,
+    plot: Annotated[Path | None, typer.Option(help="Also write a PNG chart of tokens per frame here.")] = None,
 ) -> None:
-    """Show what a .vtok file holds: header, tokens per frame, bits per pixel, checksums."""
-    from vtok.stats import inspect_file
+    """Show what a .vtok file holds: header, tokens per frame, savings, bits per pixel, checksums."""
+    from vtok.stats import inspect_file, plot_tokens, sparkline
 
     with _errors():
         s = inspect_file(path=src)
+        if plot is not None:
+            check_output(src, plot, force=True)
+            plot_tokens(s, plot)
     if as_json:
         print(json.dumps(s, indent=2))
         return
@@ -183,14 +201,26 @@ def inspect(
         (
             "blocks",
             f"{s['blocks']} of {s['block_frames']} frames, grid {s['grid'][0]}x{s['grid'][1]}, "
-            f"threshold {s['threshold']:g}",
+            f"threshold {s['threshold']:g}, runs "
+            + (f"under {s['rlt_threshold'] * 255:.1f}/255" if s["rlt_threshold"] > 0 else "off"),
         ),
         (
             "tokens",
             f"{s['tokens']:,} of a full budget of {s['full_budget_tokens']:,}; per frame min "
             f"{tpf['min']:.1f}, median {tpf['median']:.1f}, max {tpf['max']:.1f}",
         ),
-        ("runs", f"{100 * s['run_share']:.1f}% of positions continue a run"),
+        (
+            "saved",
+            f"{s['savings']:.2f}x fewer than the full budget: runs {100 * s['rlt_share']:.1f}%, "
+            f"elastic budget {100 * s['elastic_share']:.1f}% (tiles at levels 0/1/2: "
+            + "/".join(str(v) for v in s["tile_levels"].values())
+            + ")",
+        ),
+        (
+            "per frame",
+            sparkline(s["tokens_per_frame_by_block"], s["tokens_per_frame"]["full_budget"])
+            + f" (full budget {s['tokens_per_frame']['full_budget']:.0f})",
+        ),
         (
             "size",
             f"{s['bits_per_pixel']:.4f} bits per pixel, {s['compression_ratio']:.0f}:1 against raw RGB"
@@ -198,13 +228,28 @@ def inspect(
         ),
         (
             "flagged",
-            f"{len(s['flagged_blocks'])} blocks miss the threshold"
+            f"{len(s['flagged_blocks'])} blocks miss the threshold even at the full budget"
             + (f": {s['flagged_blocks'][:20]}" if s["flagged_blocks"] else ""),
         ),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
+
+
+@app.command()
+def trim(
+    src: Annotated[Path, typer.Argument(help="Input .vtok file.", dir_okay=False)],
+    output: Output,
+    max_tokens: Annotated[float, typer.Option(help="Keep at most this many tokens per frame in every block.", min=0.0)],
+    force: Force = False,
+) -> None:
+    """Lower a .vtok file's budgets without re-encoding; the result decodes with the same model."""
+    from vtok.trim import trim_file
+
+    with _errors():
+        r = trim_file(src=src, dst=output, max_tokens_per_frame=max_tokens, force=force)
+    print(f"{r.path}: {r.tokens_after} tokens (from {r.tokens_before}), {r.bytes} bytes")
 
 
 @app.command()
@@ -256,7 +301,10 @@ def train(
     crop: Annotated[int, typer.Option(help="Training crop size in pixels (a multiple of 8).")] = 96,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-3,
     device: Annotated[str, typer.Option(help="cpu, cuda, or cuda:N.")] = "cpu",
-    resume: Annotated[Path | None, typer.Option(help="Start from these float32 weights.")] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="A checkpoint to resume (weights, optimizer, schedule), or weights to fine-tune."),
+    ] = None,
 ) -> None:
     """Train a tokenizer and write its weights and manifest entry."""
     from vtok.train import run_training
@@ -277,7 +325,7 @@ def train(
             resume=resume,
             log=_log,
         )
-    print(f"{model}: {entry['file']} sha256 {entry['sha256']} held-out {entry['metrics']['heldout_psnr_db']} dB")
+    print(f"{model}: {entry['file']} sha256 {entry['sha256']} {entry['metrics']}")
 
 
 def main(argv: list[str] | None = None) -> None:

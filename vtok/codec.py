@@ -15,9 +15,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vtok.container import FLAG_MISSED_THRESHOLD, Header, VtokReader, VtokWriter
-from vtok.errors import MediaError, ModelError, OutputError
-from vtok.model import Tokenizer
+from vtok.budget import choose_budget
+from vtok.container import FLAG_MISSED_THRESHOLD, Header, VtokReader, VtokWriter, stored_positions
+from vtok.errors import MediaError, ModelError
+from vtok.output import check_output
+from vtok.rlt import DEFAULT_THRESHOLD as RLT_DEFAULT
+from vtok.rlt import RunTracker
 from vtok.weights import DEFAULT_MODEL, ModelEntry, load_model, resolve
 
 __all__ = ["encode_file", "decode_file", "EncodeResult", "DecodeResult"]
@@ -35,8 +38,10 @@ class EncodeResult:
     frames: int
     blocks: int
     tokens: int
+    full_tokens: int  # what the fixed full budget would store
     bytes: int
     flagged_blocks: int
+    decoder_passes: float  # mean per block, spent by the budget search
 
 
 @dataclass(frozen=True)
@@ -51,20 +56,6 @@ def _pick_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ModelError("--device cuda was asked for, but CUDA is not available")
     return device
-
-
-def check_output(src: Path, dst: Path, force: bool) -> None:
-    """Refuse to overwrite the input, an existing file without `force`, or to write where we cannot."""
-    if dst.exists() and src.exists() and os.path.samefile(src, dst):
-        raise OutputError(f"{dst}: output would overwrite the input")
-    if dst.is_dir():
-        raise OutputError(f"{dst}: is a directory")
-    if dst.exists() and not force:
-        raise OutputError(f"{dst}: already exists (use --force to overwrite)")
-    if not dst.parent.is_dir():
-        raise OutputError(f"{dst.parent}: no such directory")
-    if not os.access(dst.parent, os.W_OK):
-        raise OutputError(f"{dst.parent}: not writable")
 
 
 def _blocks(frames: Iterator[np.ndarray], size: int) -> Iterator[tuple[np.ndarray, int]]:
@@ -124,21 +115,24 @@ def encode_file(
     dst: Path,
     model: str = DEFAULT_MODEL,
     threshold: float = 0.0,
+    rlt_threshold: float = RLT_DEFAULT,
     force: bool = False,
     device: str = "auto",
     progress: Progress | None = None,
 ) -> EncodeResult:
     """Tokenize the video `src` into the `.vtok` file `dst`.
 
-    threshold: MSE per block with pixels on [-1, 1] (0.003 is about 31.2 dB); 0 means the fixed full
-    budget. Every block gets the full budget in this version; blocks whose reconstruction misses the
-    threshold are flagged in the file.
+    threshold: MSE per block with pixels on [-1, 1] (0.003 is about 31.2 dB); each block gets the
+      fewest tokens that meet it (vtok.budget), and blocks that miss it even at the full budget are
+      flagged. 0 means the full budget everywhere.
+    rlt_threshold: mean absolute difference (on [0, 1] pixels) under which a 16x16 patch continues
+      its run and stores no tokens (vtok.rlt); 0 turns run-length tokenization off.
     """
     from vtok.io import extract_audio, probe, read_frames
 
     src, dst = Path(src), Path(dst)
-    if threshold < 0:
-        raise ValueError("threshold must be >= 0")
+    if threshold < 0 or rlt_threshold < 0:
+        raise ValueError("thresholds must be >= 0")
     info = probe(src)
     check_output(src, dst, force)
     device = _pick_device(device)
@@ -157,25 +151,48 @@ def encode_file(
         frames=0,
         rate=info.rate,
         threshold=threshold,
+        rlt_threshold=rlt_threshold,
         source=src.name,
         source_duration_s=info.duration_s,
     )
-    frames = tokens = flagged = 0
+    frames = tokens = flagged = passes = blocks = 0
     batch = _batch_blocks(info.width, info.height, cfg.frames)
+    tracker = RunTracker(rlt_threshold)
+    prev_indices = prev_keep = None
     with VtokWriter(dst, header) as writer, torch.inference_mode():
         for items in _batches(_blocks(read_frames(src), cfg.frames), batch):
             real = [n for _, n in items]
             x = to_model(np.stack([b for b, _ in items]), cfg.stride, device)
-            indices = net.encode(x)
-            missed = _missed(net, x, indices, real, info.height, info.width, threshold)
+            codes = net.encode(x)
             for i, n in enumerate(real):
-                writer.write_block(
-                    indices[i].cpu().numpy().reshape(-1),
+                run = tracker.update(x[i])
+                if prev_indices is None:
+                    prev_indices, prev_keep = codes[i], torch.zeros_like(run)
+                indices = torch.where(run, prev_indices, codes[i])
+                budget = choose_budget(
+                    net,
+                    x[i : i + 1],
+                    indices[None],
+                    run,
+                    run & prev_keep,
                     frames=n,
-                    flags=FLAG_MISSED_THRESHOLD if missed[i] else 0,
+                    height=info.height,
+                    width=info.width,
+                    threshold=threshold,
                 )
-                tokens += indices[i].numel()
-            flagged += sum(missed)
+                run_np = run.cpu().numpy()
+                writer.write_block(
+                    indices.cpu().numpy(),
+                    frames=n,
+                    run_mask=run_np,
+                    tile_levels=budget.tile_levels,
+                    flags=FLAG_MISSED_THRESHOLD if budget.missed else 0,
+                )
+                prev_indices, prev_keep = indices, budget.keep
+                tokens += int(stored_positions(run_np, budget.tile_levels).sum())
+                flagged += budget.missed
+                passes += budget.passes
+                blocks += 1
             frames += sum(real)
             if progress:
                 progress(sum(real))
@@ -189,28 +206,13 @@ def encode_file(
     return EncodeResult(
         path=dst,
         frames=frames,
-        blocks=-(-frames // cfg.frames),
+        blocks=blocks,
         tokens=tokens,
+        full_tokens=blocks * header.tokens_per_block,
         bytes=dst.stat().st_size,
         flagged_blocks=flagged,
+        decoder_passes=passes / max(blocks, 1),
     )
-
-
-def _missed(
-    net: Tokenizer,
-    x: torch.Tensor,
-    indices: torch.Tensor,
-    real: list[int],
-    height: int,
-    width: int,
-    threshold: float,
-) -> list[bool]:
-    """Which blocks' reconstructions have MSE (pixels on [-1, 1], real frames and pixels only) over threshold."""
-    if threshold <= 0:
-        return [False] * len(real)
-    y = net.decode(indices)
-    err = (y - x)[..., :height, :width].square()
-    return [err[i, :, :n].mean().item() > threshold for i, n in enumerate(real)]
 
 
 def model_for(header: Header, spec: str | None) -> ModelEntry:
@@ -270,9 +272,10 @@ def decode_file(
             ):
                 batch = _batch_blocks(h.width, h.height, h.block_frames)
                 block = 0
-                for grids in _batches(reader.grids(), batch):
-                    indices = torch.from_numpy(np.stack(grids)).to(device)
-                    frames = to_frames(net.decode(indices), h.height, h.width)
+                for states in _batches(reader.states(), batch):
+                    indices = torch.from_numpy(np.stack([s.indices for s in states])).to(device)
+                    keep = torch.from_numpy(np.stack([s.keep for s in states])).to(device)
+                    frames = to_frames(net.decode(indices, keep), h.height, h.width)
                     for clip in frames:
                         real = min(h.block_frames, h.frames - block * h.block_frames)
                         for frame in clip[:real]:

@@ -1,4 +1,4 @@
-"""Read and write `.vtok` files, version 1 (specified in docs/FORMAT.md). Needs numpy and zstandard only."""
+"""Read and write `.vtok` files, version 2 (specified in docs/FORMAT.md). Needs numpy and zstandard only."""
 
 import json
 import math
@@ -15,12 +15,13 @@ import numpy as np
 import zstandard
 
 from vtok.errors import ContainerError, OutputError
+from vtok.order import TILE, position_levels, prefix_order
 
-__all__ = ["Header", "Block", "VtokReader", "VtokWriter", "MAGIC", "VERSION"]
+__all__ = ["Header", "Block", "BlockState", "VtokReader", "VtokWriter", "MAGIC", "VERSION"]
 
 MAGIC = b"\x89VTOK\r\n\x1a"
 END_MAGIC = b"VTOKEND\x00"
-VERSION = 1
+VERSION = 2
 FLAG_MISSED_THRESHOLD = 1
 
 MAX_HEADER = 1 << 20
@@ -60,6 +61,7 @@ class Header:
     frames: int
     rate: Fraction
     threshold: float = 0.0
+    rlt_threshold: float = 0.0
     source: str = ""
     source_duration_s: float = 0.0
 
@@ -71,6 +73,12 @@ class Header:
     @property
     def blocks(self) -> int:
         return math.ceil(self.frames / self.block_frames)
+
+    @property
+    def tiles(self) -> tuple[int, int]:
+        """Budget tiles per block: (rows, columns), each TILE x TILE token positions."""
+        rows, cols = self.grid
+        return -(-rows // TILE), -(-cols // TILE)
 
     @property
     def code_dtype(self) -> np.dtype:
@@ -93,6 +101,8 @@ class Header:
             "block_frames": self.block_frames,
             "grid": list(self.grid),
             "threshold": float(self.threshold),
+            "rlt_threshold": float(self.rlt_threshold),
+            "token_order": "levels-4x4",
             "width": self.width,
             "height": self.height,
             "frames": self.frames,
@@ -119,6 +129,7 @@ class Header:
                 frames=int(d["frames"]),
                 rate=Fraction(int(d["rate"][0]), int(d["rate"][1])),
                 threshold=float(d["threshold"]),
+                rlt_threshold=float(d["rlt_threshold"]),
                 source=str(d["source"]),
                 source_duration_s=float(d["source_duration_s"]),
             )
@@ -127,6 +138,8 @@ class Header:
         header.check()
         if d.get("grid") != list(header.grid) or d.get("blocks") != header.blocks:
             raise ContainerError("header grid or block count disagrees with its size and frame count")
+        if d.get("token_order") != "levels-4x4":
+            raise ContainerError(f"unknown token order {d.get('token_order')!r}")
         if d.get("code_dtype") != _code_dtype(header.codebook_size):
             raise ContainerError("header code_dtype disagrees with its codebook size")
         return header
@@ -147,31 +160,64 @@ class Header:
 
 @dataclass
 class Block:
-    """One block of `frames` frames as stored: codes at the positions that do not continue a run.
+    """One block of `frames` frames as stored.
 
-    run_mask: bool (rows, cols), True where the position reuses the previous block's code.
-    codes: uint (n_codes,), row-major over the positions where run_mask is False.
+    run_mask: bool (rows, cols), True where the position continues a run: it reuses the previous
+      block's code and keep state, and stores nothing.
+    tile_levels: int8 (tile rows, tile cols) in {0, 1, 2}: the budget. A fresh position is kept when
+      its level (vtok.order) is at most its tile's level; the decoder infills the others.
+    codes: uint (n_codes,): the codes of the kept fresh positions, in coarse-to-fine order.
     """
 
     index: int
     frames: int
     flags: int
     run_mask: np.ndarray
+    tile_levels: np.ndarray
     codes: np.ndarray = field(repr=False)
 
     @property
     def missed_threshold(self) -> bool:
         return bool(self.flags & FLAG_MISSED_THRESHOLD)
 
-    def indices(self, previous: np.ndarray | None) -> np.ndarray:
-        """Full code grid (rows, cols) int64: stored codes, and runs copied from `previous`."""
-        out = np.zeros(self.run_mask.shape, dtype=np.int64)
+    def fresh_keep(self) -> np.ndarray:
+        """bool (rows, cols): the positions whose codes this block stores."""
+        return stored_positions(self.run_mask, self.tile_levels)
+
+    def state(self, previous: "BlockState | None") -> "BlockState":
+        """The decoder's input for this block: every position's code and whether it is kept."""
+        rows, cols = self.run_mask.shape
+        indices = np.zeros((rows, cols), np.int64)
+        keep = self.fresh_keep()
         if self.run_mask.any():
             if previous is None:
                 raise ContainerError(f"block {self.index} continues runs but has no previous block")
-            out[self.run_mask] = previous[self.run_mask]
-        out[~self.run_mask] = self.codes
-        return out
+            indices[self.run_mask] = previous.indices[self.run_mask]
+            keep = keep | (self.run_mask & previous.keep)
+        flat = indices.reshape(-1)
+        flat[_ordered(self.fresh_keep())] = self.codes
+        return BlockState(indices, keep)
+
+
+@dataclass
+class BlockState:
+    """What the decoder sees for one block: indices int64 (rows, cols), keep bool (rows, cols)."""
+
+    indices: np.ndarray
+    keep: np.ndarray
+
+
+def stored_positions(run_mask: np.ndarray, tile_levels: np.ndarray) -> np.ndarray:
+    """bool (rows, cols): fresh positions (not in a run) whose level is within their tile's budget."""
+    rows, cols = run_mask.shape
+    per_position = np.repeat(np.repeat(tile_levels.astype(np.int16), TILE, 0), TILE, 1)[:rows, :cols]
+    return ~run_mask & (position_levels(rows, cols) <= per_position)
+
+
+def _ordered(mask: np.ndarray) -> np.ndarray:
+    """Flat indices of the True positions of mask (rows, cols), in coarse-to-fine order."""
+    order = prefix_order(*mask.shape)
+    return order[mask.reshape(-1)[order]]
 
 
 def _chunk_crc(kind: bytes, payload: bytes) -> int:
@@ -205,20 +251,35 @@ class VtokWriter:
         self._next_block = 0
 
     def write_block(
-        self, codes: np.ndarray, *, frames: int, run_mask: np.ndarray | None = None, flags: int = 0
+        self,
+        indices: np.ndarray,
+        *,
+        frames: int,
+        run_mask: np.ndarray | None = None,
+        tile_levels: np.ndarray | None = None,
+        flags: int = 0,
     ) -> None:
-        """Append one block. codes: int (n,) row-major over the non-run positions; run_mask: bool (rows, cols)."""
+        """Append one block.
+
+        indices: int (rows, cols), the block's full code grid; only the stored positions are kept.
+        run_mask: bool (rows, cols), positions that continue a run (default none).
+        tile_levels: int (tile rows, tile cols) in {0, 1, 2} (default 2: the full budget).
+        """
         rows, cols = self.header.grid
         mask = np.zeros((rows, cols), bool) if run_mask is None else np.asarray(run_mask, bool)
-        codes = np.asarray(codes).reshape(-1)
-        if mask.shape != (rows, cols) or codes.size != int((~mask).sum()):
-            raise ValueError(
-                f"block {self._next_block}: {codes.size} codes for grid {rows}x{cols} "
-                f"with {int(mask.sum())} run positions"
-            )
+        levels = np.full(self.header.tiles, 2, np.int8) if tile_levels is None else np.asarray(tile_levels, np.int8)
+        indices = np.asarray(indices)
+        if indices.shape != (rows, cols) or mask.shape != (rows, cols) or levels.shape != self.header.tiles:
+            raise ValueError(f"block {self._next_block}: grids must be {rows}x{cols} and tiles {self.header.tiles}")
+        if levels.min() < 0 or levels.max() > 2:
+            raise ValueError(f"block {self._next_block}: tile levels outside 0..2")
+        if self._next_block == 0 and mask.any():
+            raise ValueError("block 0 cannot continue runs")
+        codes = indices.reshape(-1)[_ordered(stored_positions(mask, levels))]
         if codes.size and (codes.min() < 0 or codes.max() >= self.header.codebook_size):
             raise ValueError(f"block {self._next_block}: codes outside [0, {self.header.codebook_size})")
-        self._pending.append(Block(self._next_block, frames, flags, mask, codes.astype(self.header.code_dtype)))
+        block = Block(self._next_block, frames, flags, mask, levels, codes.astype(self.header.code_dtype))
+        self._pending.append(block)
         self._next_block += 1
         if len(self._pending) >= self._per_chunk:
             self._flush()
@@ -236,6 +297,7 @@ class VtokWriter:
         records["flags"] = [b.flags for b in blocks]
         parts = [_BLKS_HEAD.pack(blocks[0].index, len(blocks)), records.tobytes()]
         parts += [np.packbits(b.run_mask.reshape(-1)).tobytes() for b in blocks]
+        parts += [b.tile_levels.astype(np.int8).tobytes() for b in blocks]
         parts += [b.codes.tobytes() for b in blocks]
         self._index.append((self._spool.tell(), blocks[0].index, len(blocks)))
         self._write(self._spool, _chunk(b"BLKS", self._zstd.compress(b"".join(parts))))
@@ -411,8 +473,10 @@ class VtokReader:
         h = self.header
         rows, cols = h.grid
         mask_bytes = (rows * cols + 7) // 8
+        n_tiles = h.tiles[0] * h.tiles[1]
         n = int(entry["n_blocks"])
-        limit = _BLKS_HEAD.size + n * (_RECORD.itemsize + mask_bytes + rows * cols * h.code_dtype.itemsize)
+        per_block = _RECORD.itemsize + mask_bytes + n_tiles + rows * cols * h.code_dtype.itemsize
+        limit = _BLKS_HEAD.size + n * per_block
         try:
             raw = self._dctx.decompress(payload, max_output_size=limit)
         except zstandard.ZstdError as e:
@@ -428,7 +492,8 @@ class VtokReader:
         if (records["n_codes"] > rows * cols).any():
             raise self._fail(f"block chunk {i} claims more codes than the grid has positions")
         masks_at = _BLKS_HEAD.size + n * _RECORD.itemsize
-        codes_at = masks_at + n * mask_bytes
+        levels_at = masks_at + n * mask_bytes
+        codes_at = levels_at + n * n_tiles
         if len(raw) != codes_at + int(records["n_codes"].sum()) * h.code_dtype.itemsize:
             raise self._fail(f"block chunk {i} size disagrees with its records")
         blocks = []
@@ -436,19 +501,23 @@ class VtokReader:
             index = first + j
             bits = np.frombuffer(raw, np.uint8, count=mask_bytes, offset=masks_at + j * mask_bytes)
             mask = np.unpackbits(bits, count=rows * cols).astype(bool).reshape(rows, cols)
+            levels = np.frombuffer(raw, np.int8, count=n_tiles, offset=levels_at + j * n_tiles).reshape(h.tiles)
+            if levels.min() < 0 or levels.max() > 2:
+                raise self._fail(f"block {index} has tile levels outside 0..2")
             n_codes = int(rec["n_codes"])
             codes = np.frombuffer(raw, h.code_dtype, count=n_codes, offset=codes_at)
             codes_at += n_codes * h.code_dtype.itemsize
             full = h.block_frames if index < h.blocks - 1 else h.frames - (h.blocks - 1) * h.block_frames
             if rec["frames"] != full or rec["reserved"] != 0:
                 raise self._fail(f"block {index} record is inconsistent with the header")
-            if n_codes != int((~mask).sum()):
-                raise self._fail(f"block {index} has {n_codes} codes for {int((~mask).sum())} positions")
+            stored = int(stored_positions(mask, levels).sum())
+            if n_codes != stored:
+                raise self._fail(f"block {index} has {n_codes} codes for {stored} positions")
             if index == 0 and mask.any():
                 raise self._fail("block 0 continues runs")
             if n_codes and int(codes.max()) >= h.codebook_size:
                 raise self._fail(f"block {index} has codes outside the codebook")
-            blocks.append(Block(index, int(rec["frames"]), int(rec["flags"]), mask, codes))
+            blocks.append(Block(index, int(rec["frames"]), int(rec["flags"]), mask, levels, codes))
         return blocks
 
     def blocks(self) -> Iterator[Block]:
@@ -463,11 +532,11 @@ class VtokReader:
         i = int(np.searchsorted(self._index["first_block"], index, side="right")) - 1
         return self._chunk_blocks(i)[index - int(self._index[i]["first_block"])]
 
-    def grids(self) -> Iterator[np.ndarray]:
-        """The full code grid int64 (rows, cols) of each block, runs resolved."""
+    def states(self) -> Iterator[BlockState]:
+        """Each block's decoder input, runs resolved: indices int64 (rows, cols), keep bool (rows, cols)."""
         previous = None
         for block in self.blocks():
-            previous = block.indices(previous)
+            previous = block.state(previous)
             yield previous
 
     def audio(self) -> bytes | None:

@@ -4,6 +4,10 @@ A block of F frames (default 4) is folded into channels by a space-to-depth stem
 convolutions run at 1/4 and 1/8 of the resolution: cheap on a CPU. Each block is encoded from its
 own frames only, so the model is causal in time at block granularity, and any height and width
 that are multiples of `stride` work. One token covers F x 8 x 8 pixels.
+
+The decoder also takes a keep mask: it infills the positions whose tokens were dropped, so a
+prefix of the coarse-to-fine order (vtok.order) decodes to a usable picture. The codes never
+depend on the budget: one encode serves every budget.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -96,7 +100,7 @@ class Tokenizer(nn.Module):
             nn.Conv2d(lc, self.quantizer.dim, 1),
         )
         self.decoder = nn.Sequential(
-            nn.Conv2d(self.quantizer.dim, lc, 3, padding=1),
+            nn.Conv2d(self.quantizer.dim + 1, lc, 3, padding=1),  # + 1: the keep mask
             *[_ResBlock(lc) for _ in range(dd)],
             _ChannelNorm(lc),
             nn.SiLU(),
@@ -117,25 +121,39 @@ class Tokenizer(nn.Module):
         b, _, f, h, w = x.shape
         return self.encoder(F.pixel_unshuffle(x.reshape(b, 3 * f, h, w), 4))
 
-    def pixels(self, zq: torch.Tensor) -> torch.Tensor:
-        """Quantized latent (B, D, h, w) -> pixels (B, 3, F, 8h, 8w), roughly in [-1, 1] (not clamped)."""
-        y = F.pixel_shuffle(self.decoder(zq), 4)
+    def pixels(self, zq: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Quantized latent (B, D, h, w) -> pixels (B, 3, F, 8h, 8w), roughly in [-1, 1] (not clamped).
+
+        keep: bool (B, h, w), False where a token was dropped and must be infilled; None keeps all.
+        """
+        if keep is None:
+            keep = torch.ones_like(zq[:, :1], dtype=torch.bool)[:, 0]
+        k = keep.unsqueeze(1).to(zq.dtype)
+        y = F.pixel_shuffle(self.decoder(torch.cat([zq * k, k], 1)), 4)
         b, _, h, w = y.shape
         return y.reshape(b, 3, self.config.frames, h, w)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x (B, 3, F, H, W) -> (reconstruction like x, latent z before quantization, indices)."""
-        z = self.latent(x)
+    def forward(
+        self, x: torch.Tensor, keep: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x (B, 3, F, H, W) -> (reconstruction like x, latent z before quantization, indices).
+
+        The quantizer runs in float32 even under autocast: bf16 cannot hold a rounded latent exactly.
+        """
+        z = self.latent(x).float()
         zq, indices = self.quantizer(z)
-        return self.pixels(zq), z, indices
+        return self.pixels(zq, keep), z, indices
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, 3, F, H, W) in [-1, 1] -> indices int64 (B, H/8, W/8)."""
-        return self.quantizer(self.latent(x))[1]
+        return self.quantizer(self.latent(x).float())[1]
 
     @torch.no_grad()
-    def decode(self, indices: torch.Tensor) -> torch.Tensor:
-        """indices int (B, h, w) -> pixels float32 (B, 3, F, 8h, 8w) clamped to [-1, 1]."""
+    def decode(self, indices: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """indices int (B, h, w) -> pixels float32 (B, 3, F, 8h, 8w) clamped to [-1, 1].
+
+        keep: bool (B, h, w), False at positions to infill (their indices are ignored); None keeps all.
+        """
         zq = self.quantizer.dequantize(indices, dtype=next(self.parameters()).dtype)
-        return self.pixels(zq).clamp(-1, 1)
+        return self.pixels(zq, keep).clamp(-1, 1)

@@ -6,24 +6,27 @@ import numpy as np
 
 from vtok.container import VtokReader
 
-__all__ = ["inspect_file"]
+__all__ = ["inspect_file", "sparkline", "plot_tokens"]
 
 
 def inspect_file(*, path: Path) -> dict:
     """Summarise the `.vtok` file at `path` as a JSON-ready dict (key `tokens`: total stored tokens).
 
+    Savings are counted against the fixed full budget (one token per position in every block):
+    `rlt_share` is the share of it that runs made unnecessary, `elastic_share` the share the
+    per-tile budgets left out, and `savings` the full budget over the tokens stored.
     Bits per pixel and the compression ratio count the file without its audio chunk.
-
     Raises ContainerError if any part of the file is truncated or fails its checksum.
     """
     path = Path(path)
     with VtokReader(path) as reader:
         h = reader.header
-        codes, frames, runs, flagged = [], [], 0, []
+        codes, frames, runs, flagged, level_counts = [], [], [], [], np.zeros(3, np.int64)
         for block in reader.blocks():
             codes.append(block.codes.size)
             frames.append(block.frames)
-            runs += int(block.run_mask.sum())
+            runs.append(int(block.run_mask.sum()))
+            level_counts += np.bincount(block.tile_levels.reshape(-1), minlength=3)
             if block.missed_threshold:
                 flagged.append(block.index)
         audio = reader.audio()
@@ -31,9 +34,11 @@ def inspect_file(*, path: Path) -> dict:
     size = path.stat().st_size
     audio_bytes = len(audio) if audio is not None else 0
     video_bytes = size - audio_bytes  # the rate of the tokens, comparable with video codecs
-    per_frame = np.repeat(np.array(codes, float) / np.maximum(frames, 1), frames)
+    per_block_frame = np.array(codes, float) / np.maximum(frames, 1)
+    per_frame = np.repeat(per_block_frame, frames)
     pixels = h.width * h.height * max(h.frames, 1)
     full = h.tokens_per_block * h.blocks
+    stored, rlt_saved = int(sum(codes)), int(sum(runs))
     return {
         "path": str(path),
         "model": h.model,
@@ -49,16 +54,22 @@ def inspect_file(*, path: Path) -> dict:
         "blocks": h.blocks,
         "grid": list(h.grid),
         "threshold": h.threshold,
+        "rlt_threshold": h.rlt_threshold,
         "source": h.source,
         "source_duration_s": h.source_duration_s,
-        "tokens": int(sum(codes)),
+        "tokens": stored,
         "full_budget_tokens": int(full),
+        "savings": full / max(stored, 1),
+        "rlt_share": rlt_saved / full if full else 0.0,
+        "elastic_share": (full - rlt_saved - stored) / full if full else 0.0,
+        "tile_levels": {str(k): int(v) for k, v in enumerate(level_counts)},
         "tokens_per_frame": {
             "min": float(per_frame.min()) if per_frame.size else 0.0,
             "median": float(np.median(per_frame)) if per_frame.size else 0.0,
             "max": float(per_frame.max()) if per_frame.size else 0.0,
+            "full_budget": h.tokens_per_block / h.block_frames,
         },
-        "run_share": runs / full if full else 0.0,
+        "tokens_per_frame_by_block": [round(v, 2) for v in per_block_frame.tolist()],
         "flagged_blocks": flagged,
         "file_bytes": size,
         "audio_bytes": audio_bytes,
@@ -68,3 +79,41 @@ def inspect_file(*, path: Path) -> dict:
         "chunks": chunks,
         "checksums": "ok",
     }
+
+
+def sparkline(values: list[float], top: float, width: int = 64) -> str:
+    """A one-line chart of `values` scaled to `top`, squeezed to at most `width` columns (each the mean)."""
+    if not values:
+        return ""
+    bars = " ▁▂▃▄▅▆▇█"
+    groups = np.array_split(np.asarray(values, float), min(width, len(values)))
+    return "".join(bars[min(8, round(8 * g.mean() / top))] if top > 0 else bars[0] for g in groups)
+
+
+def plot_tokens(stats: dict, out: Path) -> None:
+    """Write a PNG of tokens per frame, block by block, against the full budget, flagged blocks marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    per_block = stats["tokens_per_frame_by_block"]
+    t = np.arange(len(per_block)) * stats["block_frames"]
+    fig, ax = plt.subplots(figsize=(9, 3.2), dpi=120)
+    ax.step(t, per_block, where="post", label="tokens per frame")
+    ax.axhline(stats["tokens_per_frame"]["full_budget"], color="grey", ls="--", label="full budget")
+    for b in stats["flagged_blocks"]:
+        ax.axvspan(b * stats["block_frames"], (b + 1) * stats["block_frames"], color="red", alpha=0.2)
+    ax.set_xlabel("frame")
+    ax.set_ylabel("tokens per frame")
+    ax.set_ylim(bottom=0)
+    ax.set_title(
+        f"{Path(stats['path']).name}: {stats['savings']:.2f}x fewer tokens than the full budget "
+        f"(runs {100 * stats['rlt_share']:.0f}%, elastic {100 * stats['elastic_share']:.0f}%)"
+    )
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    tmp = out.with_name(f".{out.name}.part.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(out)

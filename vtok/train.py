@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from vtok.errors import MediaError, VtokError
 from vtok.model import ARCHITECTURES, ModelConfig, Tokenizer
+from vtok.order import LEVELS, TILE, position_levels, prefix_keep, prefix_order
 
 __all__ = ["sample_windows", "train_model", "TrainResult"]
 
@@ -126,7 +127,7 @@ def sample_windows(
 class TrainResult:
     steps: int
     seconds: float
-    heldout_psnr: float
+    metrics: dict  # held-out figures: PSNR at full and partial budgets, codebook perplexity
     state: dict  # float32 state dict of the trained model
 
 
@@ -147,6 +148,84 @@ def _batch(windows: torch.Tensor, idx: torch.Tensor, crop: int, gen: torch.Gener
     return x
 
 
+class _MaskSampler:
+    """Random keep masks bool (B, h, w) for training the decoder to infill dropped tokens.
+
+    A third of the samples keep everything, a third keep a random prefix of the coarse-to-fine
+    order (from 1/16 of the tokens up), and a third give each tile a random level, as the
+    per-tile elastic budget does.
+    """
+
+    def __init__(self, h: int, w: int, device: str):
+        self.n = h * w
+        rank = np.empty(self.n, np.int64)
+        rank[prefix_order(h, w)] = np.arange(self.n)
+        self.rank = torch.from_numpy(rank.reshape(h, w)).to(device)
+        self.levels = torch.from_numpy(position_levels(h, w).astype(np.int64)).to(device)
+        self.tiles = (-(-h // TILE), -(-w // TILE))
+
+    def __call__(self, b: int, gen: torch.Generator) -> torch.Tensor:
+        h, w = self.rank.shape
+        device = self.rank.device
+        mode = torch.randint(0, 3, (b,), generator=gen).to(device)
+        n = torch.randint(max(1, self.n // 16), self.n + 1, (b,), generator=gen).to(device)
+        prefix = self.rank.unsqueeze(0) < n.view(b, 1, 1)
+        tile_levels = torch.randint(0, LEVELS, (b, *self.tiles), generator=gen).to(device)
+        per_position = tile_levels.repeat_interleave(TILE, 1).repeat_interleave(TILE, 2)[:, :h, :w]
+        tiles = self.levels.unsqueeze(0) <= per_position
+        full = torch.ones_like(prefix)
+        m = mode.view(b, 1, 1)
+        return torch.where(m == 0, full, torch.where(m == 1, prefix, tiles))
+
+
+def _adapt(state: dict, model: Tokenizer, log: Callable[[str], None]) -> dict:
+    """Fit the weights of a related model to `model`, to start training from them.
+
+    A convolution that took fewer input channels (the decoder before it took a keep mask) gets zero
+    weights for the new ones, so the old behaviour is kept. A tensor of any other shape (the layers
+    around a different quantizer) keeps `model`'s fresh initialisation.
+    """
+    own = model.state_dict()
+    out = {}
+    for k, v in state.items():
+        want = own.get(k)
+        if want is None or v.shape == want.shape:
+            out[k] = v
+        elif (
+            v.dim() == 4
+            and v.shape[0] == want.shape[0]
+            and v.shape[1] < want.shape[1]
+            and v.shape[2:] == want.shape[2:]
+        ):
+            out[k] = torch.cat([v, v.new_zeros(v.shape[0], want.shape[1] - v.shape[1], *v.shape[2:])], 1)
+        else:
+            log(f"{k}: {tuple(v.shape)} does not fit {tuple(want.shape)}; starting it fresh")
+            out[k] = want
+    return out
+
+
+def _optimizer_state(opt: torch.optim.Optimizer, model: Tokenizer) -> dict:
+    """AdamW moments as flat tensors named after their parameters, for a safetensors checkpoint."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    out = {}
+    for p, st in opt.state.items():
+        for key in ("exp_avg", "exp_avg_sq"):
+            out[f"optimizer.{key}.{names[id(p)]}"] = st[key].detach().float().cpu().contiguous()
+        out[f"optimizer.step.{names[id(p)]}"] = torch.as_tensor(st["step"], dtype=torch.float32).reshape(1)
+    return out
+
+
+def _load_optimizer_state(opt: torch.optim.Optimizer, model: Tokenizer, state: dict) -> None:
+    for name, p in model.named_parameters():
+        if f"optimizer.exp_avg.{name}" not in state:
+            continue
+        opt.state[p] = {
+            "step": state[f"optimizer.step.{name}"].reshape(()).clone(),
+            "exp_avg": state[f"optimizer.exp_avg.{name}"].to(p.device).clone(),
+            "exp_avg_sq": state[f"optimizer.exp_avg_sq.{name}"].to(p.device).clone(),
+        }
+
+
 def train_model(
     windows: np.ndarray,
     *,
@@ -164,69 +243,109 @@ def train_model(
 ) -> TrainResult:
     """Train on uint8 windows (N, F, S, S, 3) until `steps` or `minutes` run out, whichever first.
 
-    The learning rate follows a cosine over that budget. One window in twenty is held out for the
-    PSNR that is logged. On CUDA the forward pass runs under bf16 autocast.
+    The learning rate follows a cosine over that budget. One window in twenty (at most 32) is held out for the
+    figures that are logged. On CUDA the forward pass runs under bf16 autocast. `init` is a state
+    dict to start from: plain weights (fine-tuning), or a checkpoint written to `checkpoint`, which
+    also restores the optimizer and the place in the schedule (resuming).
     """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     data = torch.from_numpy(windows)
-    n_val = max(1, len(data) // 20)
+    n_val = max(1, min(32, len(data) // 20))
     val, data = data[:n_val], data[n_val:]
     if device != "cpu":
         data = data.to(device)
     model = Tokenizer(config).to(device)
-    if init is not None:
-        model.load_state_dict(init, strict=True)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
+    done_steps, done_seconds = 0, 0.0
+    if init is not None:
+        weights = {k: v for k, v in init.items() if not k.startswith(("optimizer.", "progress."))}
+        model.load_state_dict(_adapt(weights, model, log), strict=True)
+        if "progress.step" in init:
+            _load_optimizer_state(opt, model, init)
+            done_steps = int(init["progress.step"].item())
+            done_seconds = float(init["progress.seconds"].item())
+            log(f"resuming at step {done_steps} ({done_seconds:.0f}s trained)")
     cuda = device.startswith("cuda")
     lfq = config.quantizer["kind"] == "lfq"
-    start, last_log, last_ckpt, step = time.perf_counter(), 0.0, time.perf_counter(), 0
+    masks = _MaskSampler(crop // config.stride, crop // config.stride, device)
+    start, last_log, last_ckpt, step = time.perf_counter(), 0.0, time.perf_counter(), done_steps
+
+    def elapsed() -> float:
+        return done_seconds + time.perf_counter() - start
+
+    def save_checkpoint() -> None:
+        tensors = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
+        tensors |= _optimizer_state(opt, model)
+        tensors["progress.step"] = torch.tensor([float(step)])
+        tensors["progress.seconds"] = torch.tensor([elapsed()])
+        _save_atomic(checkpoint, tensors)
+
     while step < steps:
-        elapsed = time.perf_counter() - start
-        progress = max(step / steps, elapsed / (60 * minutes))
+        progress = max(step / steps, elapsed() / (60 * minutes))
         if progress >= 1:
             break
         for group in opt.param_groups:
-            warm = min(1.0, (step + 1) / 200)
+            warm = min(1.0, (step - done_steps + 1) / 200)
             group["lr"] = lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
         idx = torch.randint(0, len(data), (batch,), generator=gen).to(data.device)
         x = _batch(data, idx, crop, gen).to(device, non_blocking=True)
+        keep = masks(batch, gen)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-            y, z, _ = model(x)
+            y, z, _ = model(x, keep)
             loss = F.mse_loss(y.float(), x)
             if lfq:
-                loss = loss + 0.01 * model.quantizer.entropy_penalty(z)
+                q = model.quantizer
+                loss = loss + 0.25 * q.commitment(z) + 0.01 * q.entropy_penalty(z)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
-        if time.perf_counter() - last_log > 30 or step == 1:
+        if time.perf_counter() - last_log > 30 or step == done_steps + 1:
             last_log = time.perf_counter()
+            m = evaluate(model, val, device)
             log(
-                f"step {step} loss {loss.item():.5f} heldout {_evaluate(model, val, device):.2f} dB "
-                f"lr {opt.param_groups[0]['lr']:.2e} {time.perf_counter() - start:.0f}s"
+                f"step {step} loss {loss.item():.5f} heldout {m['psnr_db']:.2f} dB "
+                f"(25% of tokens {m['psnr_25pct_db']:.2f} dB, perplexity {m['perplexity']:.0f}) "
+                f"lr {opt.param_groups[0]['lr']:.2e} {elapsed():.0f}s"
             )
-        if checkpoint is not None and time.perf_counter() - last_ckpt > 120:
+        if checkpoint is not None and time.perf_counter() - last_ckpt > 60:
             last_ckpt = time.perf_counter()
-            _save_atomic(checkpoint, {k: v.detach().float().cpu() for k, v in model.state_dict().items()})
-    seconds = time.perf_counter() - start
-    psnr = _evaluate(model, val, device)
-    log(f"done: {step} steps in {seconds:.0f}s, held-out PSNR {psnr:.2f} dB")
+            save_checkpoint()
+    if checkpoint is not None:
+        save_checkpoint()
+    metrics = evaluate(model, val, device)
+    log(f"done: {step} steps in {elapsed():.0f}s, held-out {metrics}")
     state = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
-    return TrainResult(steps=step, seconds=seconds, heldout_psnr=psnr, state=state)
+    return TrainResult(steps=step, seconds=elapsed(), metrics=metrics, state=state)
 
 
 @torch.no_grad()
-def _evaluate(model: Tokenizer, val: torch.Tensor, device: str) -> float:
-    """Mean PSNR (pixels in [-1, 1]) over held-out windows, run in float32 whole-window crops."""
+def evaluate(model: Tokenizer, val: torch.Tensor, device: str) -> dict:
+    """Held-out figures over uint8 windows (N, F, S, S, 3), in float32 on whole windows.
+
+    psnr_db at the full budget and psnr_25pct_db with a 25% prefix of the coarse-to-fine order
+    (pixels on [-1, 1]), and the perplexity of the codes: exp of the entropy of their histogram.
+    """
     model.eval()
-    mses = []
+    full, part, counts = [], [], torch.zeros(model.codebook_size, dtype=torch.float64)
     for i in range(0, len(val), 8):
         x = val[i : i + 8].to(device).permute(0, 4, 1, 2, 3).float() / 127.5 - 1
-        mses.append(F.mse_loss(model(x)[0].clamp(-1, 1), x).item())
+        indices = model.encode(x)
+        h, w = indices.shape[1:]
+        keep = torch.from_numpy(prefix_keep(h * w // 4, h, w)).to(device).expand(len(x), h, w)
+        full.append(F.mse_loss(model.decode(indices), x).item())
+        part.append(F.mse_loss(model.decode(indices, keep), x).item())
+        counts += torch.bincount(indices.reshape(-1).cpu(), minlength=model.codebook_size).double()
     model.train()
-    return _psnr(float(np.mean(mses)))
+    p = counts / counts.sum()
+    entropy = -(p[p > 0] * p[p > 0].log()).sum().item()
+    return {
+        "psnr_db": round(_psnr(float(np.mean(full))), 2),
+        "psnr_25pct_db": round(_psnr(float(np.mean(part))), 2),
+        "perplexity": round(math.exp(entropy), 1),
+    }
 
 
 def _save_atomic(path: Path, tensors: dict, metadata: dict | None = None) -> None:
@@ -257,7 +376,7 @@ def export(result: TrainResult, *, name: str, config: ModelConfig, out_dir: Path
         "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
         "config": config.to_dict(),
         "training": {"data": data, "steps": result.steps, "seconds": round(result.seconds)},
-        "metrics": {"heldout_psnr_db": round(result.heldout_psnr, 2)},
+        "metrics": {f"heldout_windows_{k}": v for k, v in result.metrics.items()},
     }
     manifest_path = out_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": {}}

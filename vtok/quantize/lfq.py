@@ -47,16 +47,26 @@ class LFQ(nn.Module):
         """indices int (B, ...) -> zq (B, D, ...) in {-1, 1}."""
         return self.indices_to_codes(indices).to(dtype) * 2 - 1
 
-    def entropy_penalty(self, z: torch.Tensor, temperature: float = 0.25) -> torch.Tensor:
-        """Per-sample bit entropy minus codebook bit entropy, for z (B, D, ...); lower is better.
+    def commitment(self, z: torch.Tensor) -> torch.Tensor:
+        """Mean squared distance of z (B, D, ...) to its code: keeps latents near +-1, where the
+        straight-through gradient is honest, instead of drifting to large magnitudes."""
+        return (z.float() - torch.where(z > 0, 1.0, -1.0)).square().mean()
 
-        Treats the bits as independent (the factorized form), which avoids a softmax over 2^D codes.
-        Low per-sample entropy makes codes confident; high batch entropy spreads use over the codebook.
+    def entropy_penalty(self, z: torch.Tensor, temperature: float = 0.1, group: int = 8) -> torch.Tensor:
+        """Per-sample code entropy minus batch code entropy, for z (B, D, ...); lower is better.
+
+        The bits are split into groups of `group` bits, and each group gets an exact softmax over its
+        2^group sub-codes (logits: 2 z . c for c in {-1, 1}^group, i.e. minus the squared distance).
+        Unlike treating every bit alone, this sees bits that copy each other: a codebook where all
+        bits agree has high per-bit entropy but only two codes. Groups are taken as independent.
         """
-        p = torch.sigmoid(2 * z.float() / temperature).movedim(1, -1).reshape(-1, self.dim)
-
-        def h(q: torch.Tensor) -> torch.Tensor:
-            q = q.clamp(1e-6, 1 - 1e-6)
-            return -(q * q.log() + (1 - q) * (1 - q).log())
-
-        return h(p).sum(-1).mean() - h(p.mean(0)).sum()
+        d = self.dim - self.dim % group if self.dim >= group else self.dim
+        g = min(group, self.dim)
+        zf = z.float().movedim(1, -1).reshape(-1, self.dim)[:, :d].reshape(-1, d // g, g)
+        sub = torch.arange(2**g, device=z.device)
+        codes = ((sub[:, None] >> torch.arange(g, device=z.device)) & 1).float() * 2 - 1  # (2^g, g)
+        logp = torch.log_softmax(2 * zf @ codes.T / temperature, dim=-1)  # (N, groups, 2^g)
+        per_sample = -(logp.exp() * logp).sum(-1).mean(0).sum()
+        mean = logp.exp().mean(0).clamp_min(1e-9)
+        batch = -(mean * mean.log()).sum()
+        return per_sample - batch

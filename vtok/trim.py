@@ -1,0 +1,81 @@
+"""Lower the budgets of a `.vtok` file without re-encoding: `vtok trim`. Needs no model.
+
+Each block keeps at most a given number of tokens: tiles lose their finest level first, spread over
+the frame, down to one token per tile. Runs keep referring to what the trimmed blocks hold, so the
+output decodes with the same model.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vtok.container import VtokReader, VtokWriter
+from vtok.order import prefix_order, tile_costs
+from vtok.output import check_output
+
+__all__ = ["trim_file", "TrimResult", "lower_levels"]
+
+
+@dataclass(frozen=True)
+class TrimResult:
+    path: Path
+    tokens_before: int
+    tokens_after: int
+    bytes: int
+
+
+def lower_levels(run_mask: np.ndarray, tile_levels: np.ndarray, max_tokens: int) -> np.ndarray:
+    """Tile levels int8 (tile rows, tile cols), lowered until the block stores at most `max_tokens`.
+
+    The highest level goes first; within a level, tiles go in coarse-to-fine order read backwards,
+    so the cut spreads over the frame. No tile goes below level 0 (one token).
+    """
+    costs = tile_costs(run_mask)
+    levels = tile_levels.astype(np.int64).copy()
+    flat = levels.reshape(-1)
+    cells = np.arange(flat.size)
+    total = int(costs.reshape(3, -1)[flat, cells].sum())
+    spread = prefix_order(*levels.shape)[::-1]  # the tile grid ordered like token positions, finest first
+    while total > max_tokens and flat.max() > 0:
+        top = flat.max()
+        for t in spread:
+            if flat[t] == top and total > max_tokens:
+                total -= int(costs.reshape(3, -1)[top, t] - costs.reshape(3, -1)[top - 1, t])
+                flat[t] -= 1
+    return levels.astype(np.int8)
+
+
+def trim_file(*, src: Path, dst: Path, max_tokens_per_frame: float, force: bool = False) -> TrimResult:
+    """Write `dst`, a copy of `src` whose blocks store at most max_tokens_per_frame x block_frames tokens."""
+    src, dst = Path(src), Path(dst)
+    if max_tokens_per_frame < 0:
+        raise ValueError("--max-tokens must be >= 0")
+    before = after = 0
+    with VtokReader(src) as reader:
+        check_output(src, dst, force)
+        h = reader.header
+        cap = int(max_tokens_per_frame * h.block_frames)
+        with VtokWriter(dst, h) as writer:
+            previous = None
+            for block in reader.blocks():
+                previous = block.state(previous)  # the block's codes at every position it stores
+                levels = lower_levels(block.run_mask, block.tile_levels, cap)
+                writer.write_block(
+                    previous.indices,
+                    frames=block.frames,
+                    run_mask=block.run_mask,
+                    tile_levels=levels,
+                    flags=block.flags,
+                )
+                before += block.codes.size
+                after += int(
+                    tile_costs(block.run_mask)
+                    .reshape(3, -1)[levels.reshape(-1).astype(np.int64), np.arange(levels.size)]
+                    .sum()
+                )
+            audio = reader.audio()
+            if audio is not None:
+                writer.add_audio(audio)
+            writer.close()
+    return TrimResult(path=dst, tokens_before=before, tokens_after=after, bytes=dst.stat().st_size)
