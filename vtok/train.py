@@ -296,7 +296,7 @@ def train_model(
             loss = F.mse_loss(y.float(), x)
             if lfq:
                 q = model.quantizer
-                loss = loss + 0.25 * q.commitment(z) + 0.01 * q.entropy_penalty(z)
+                loss = loss + 0.1 * q.commitment(z) + 0.01 * q.entropy_penalty(z)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

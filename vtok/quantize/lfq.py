@@ -52,7 +52,7 @@ class LFQ(nn.Module):
         straight-through gradient is honest, instead of drifting to large magnitudes."""
         return (z.float() - torch.where(z > 0, 1.0, -1.0)).square().mean()
 
-    def entropy_penalty(self, z: torch.Tensor, temperature: float = 0.1, group: int = 8) -> torch.Tensor:
+    def entropy_penalty(self, z: torch.Tensor, temperature: float = 1.0, group: int = 8) -> torch.Tensor:
         """Per-sample code entropy minus batch code entropy, for z (B, D, ...); lower is better.
 
         The bits are split into groups of `group` bits, and each group gets an exact softmax over its

@@ -1,0 +1,50 @@
+import numpy as np
+import torch
+
+from vtok.budget import _greedy, choose_budget, keep_for
+from vtok.order import tile_costs
+
+
+def test_greedy_spends_tokens_where_they_remove_most_error():
+    # two tiles: tile 0 gains a lot from level 1, tile 1 little
+    errors = np.array([[[100.0, 100.0]], [[10.0, 95.0]], [[5.0, 90.0]]])
+    costs = np.array([[[1, 1]], [[4, 4]], [[16, 16]]])
+    assert _greedy(errors, costs, target=120).tolist() == [[1, 0]]
+    assert _greedy(errors, costs, target=1e9).tolist() == [[0, 0]]
+    assert _greedy(errors, costs, target=0).tolist() == [[2, 2]]  # cannot reach it: everything
+
+
+def test_keep_for_runs_and_levels():
+    run = torch.zeros(8, 8, dtype=torch.bool)
+    run[:4, :4] = True
+    run_keep = torch.zeros(8, 8, dtype=torch.bool)
+    run_keep[0, 0] = True
+    keep = keep_for(torch.tensor([[2, 0], [1, 2]]), run, run_keep)
+    assert keep[:4, :4].sum() == 1  # the run keeps what it had
+    assert keep[:4, 4:].sum() == 1 and keep[4:, :4].sum() == 4 and keep[4:, 4:].all()
+    assert tile_costs(run.numpy())[:, 0, 0].tolist() == [0, 0, 0]
+
+
+def test_budget_meets_the_threshold_or_flags(clip):
+    from vtok.codec import to_model
+    from vtok.io import read_frames
+    from vtok.weights import load_model, resolve
+
+    model = load_model(resolve("vtok-fsq"))
+    frames = np.stack(list(read_frames(clip))[:4])[None]
+    x = to_model(frames, 8, "cpu")
+    indices = model.encode(x)
+    none = torch.zeros(indices.shape[1:], dtype=torch.bool)
+    full = choose_budget(model, x, indices, none, none, frames=4, height=138, width=250, threshold=0)
+    assert full.passes == 0 and (full.tile_levels == 2).all() and full.keep.all()
+    for threshold in (1.0, 0.05, 0.02, 1e-6):
+        b = choose_budget(model, x, indices, none, none, frames=4, height=138, width=250, threshold=threshold)
+        assert b.passes <= 3
+        if b.missed:
+            assert threshold == 1e-6 and (b.tile_levels == 2).all()
+        else:
+            assert b.mse <= threshold
+            y = model.decode(indices, b.keep[None])[..., :138, :250]
+            assert abs((y - x[..., :138, :250]).square().mean().item() - b.mse) < 1e-6
+    loose = choose_budget(model, x, indices, none, none, frames=4, height=138, width=250, threshold=1.0)
+    assert (loose.tile_levels == 0).all()  # anything passes: one token per tile

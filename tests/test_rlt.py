@@ -1,0 +1,49 @@
+import torch
+
+from vtok.rlt import PATCH, RunTracker, patch_mad
+
+
+def block(value: float, h: int = 32, w: int = 48) -> torch.Tensor:
+    """A flat block (3, 4, h, w) with pixels at `value` on [0, 1], mapped to [-1, 1]."""
+    return torch.full((3, 4, h, w), value * 2 - 1)
+
+
+def test_static_video_continues_every_run_after_the_first_block():
+    tracker = RunTracker(6 / 255)
+    assert not tracker.update(block(0.5)).any()  # the first block starts every run
+    for _ in range(5):
+        runs = tracker.update(block(0.5))
+        assert runs.shape == (4, 6) and runs.all()
+
+
+def test_slow_drift_is_caught_against_the_start_of_the_run():
+    tracker = RunTracker(6 / 255)
+    tracker.update(block(0.5))
+    seen = []
+    for i in range(1, 8):  # brighter by 2/255 per block: each step alone is under the threshold
+        seen.append(bool(tracker.update(block(0.5 + 2 * i / 255)).all()))
+    assert seen[:2] == [True, True] and seen[2] is False  # 6/255 from the run's start: a new run
+    assert seen[3:5] == [True, True]  # and that new run starts from block 3's pixels
+
+
+def test_only_the_changed_patch_leaves_its_run():
+    tracker = RunTracker(6 / 255)
+    base = block(0.3)
+    tracker.update(base)
+    moved = base.clone()
+    moved[:, :, :PATCH, PATCH : 2 * PATCH] = 1.0
+    runs = tracker.update(moved)
+    assert not runs[:2, 2:4].any() and runs.sum() == runs.numel() - 4
+
+
+def test_edge_patches_cut_short_by_the_frame_are_averaged_over_what_they_hold():
+    a, b = block(0.5, 24, 40), block(0.5, 24, 40)
+    b[..., 16:, 32:] = 1.0  # the bottom-right patch is 8x8 pixels
+    mad = patch_mad(b, a)
+    assert mad.shape == (2, 3) and torch.isclose(mad[1, 2], torch.tensor(0.5))
+
+
+def test_zero_threshold_turns_runs_off():
+    tracker = RunTracker(0.0)
+    tracker.update(block(0.5))
+    assert not tracker.update(block(0.5)).any()
