@@ -253,6 +253,83 @@ def trim(
 
 
 @app.command()
+def bench(
+    clips: Annotated[list[Path], typer.Argument(help="Video files, or folders of them.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for results.json, results.csv and plots.")],
+    thresholds: Annotated[
+        str, typer.Option(help="Comma-separated vtok thresholds (the full budget is added).")
+    ] = "0.001,0.003,0.01,0.02",
+    codecs: Annotated[str, typer.Option(help="Comma-separated classical codecs.")] = "libx264,libx265,libsvtav1",
+    models_: Annotated[str, typer.Option("--models", help="Comma-separated vtok models (default: all built in).")] = "",
+    frames: Annotated[int, typer.Option(help="Frames per clip, from the start.", min=1)] = 64,
+    size: Annotated[int, typer.Option(help="Centre crop size in pixels; 0 keeps the native size.", min=0)] = 256,
+) -> None:
+    """Rate-distortion and speed of vtok beside x264, x265 and AV1 on the same frames (resumable)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from vtok.bench import bd_rates, run_bench
+    from vtok.train import VIDEO_SUFFIXES
+    from vtok.weights import list_models
+
+    with _errors():
+        files = []
+        for c in clips:
+            if c.is_dir():
+                files += sorted(f for f in c.iterdir() if f.suffix.lower() in VIDEO_SUFFIXES)
+            elif c.is_file():
+                files.append(c)
+            else:
+                raise VtokError(f"{c}: no such file or folder")
+        if not files:
+            raise VtokError("no video files to measure")
+        names = [m for m in models_.split(",") if m] or [e.name for e in list_models()]
+        codec_list = [c for c in codecs.split(",") if c]
+        t_list = [float(t) for t in thresholds.split(",") if t]
+        with _progress("bench", len(files) * (len(names) + len(codec_list))) as advance:
+            runs = run_bench(
+                clips=files,
+                out_dir=output,
+                thresholds=t_list,
+                codecs=codec_list,
+                models=names,
+                frames=frames,
+                size=size or None,
+                progress=lambda _: advance(1),
+            )
+    table = Table(
+        title=f"{len({r.clip for r in runs})} clips, {frames} frames, "
+        + (f"{size}x{size} centre crops" if size else "native size")
+    )
+    for col in ("codec", "setting", "bits/pixel", "PSNR dB", "SSIM", "tokens/frame", "enc fps", "dec fps"):
+        table.add_column(col, justify="left" if col in ("codec", "setting") else "right")
+    groups: dict[tuple[str, str], list] = {}
+    for r in runs:
+        groups.setdefault((r.codec, r.setting), []).append(r)
+    for (codec, setting), rs in sorted(groups.items()):
+        tpf = [r.tokens_per_frame for r in rs if r.tokens_per_frame is not None]
+        table.add_row(
+            codec,
+            setting,
+            f"{sum(r.bits_per_pixel for r in rs) / len(rs):.4f}",
+            f"{sum(r.psnr_db for r in rs) / len(rs):.2f}",
+            f"{sum(r.ssim for r in rs) / len(rs):.3f}",
+            f"{sum(tpf) / len(tpf):.0f}" if tpf else "",
+            f"{sum(r.encode_fps for r in rs) / len(rs):.1f}",
+            f"{sum(r.decode_fps for r in rs) / len(rs):.1f}",
+        )
+    console = Console()
+    console.print(table)
+    bd = Table(title="BD-rate against libx264 (negative: fewer bits at equal PSNR)")
+    bd.add_column("codec")
+    bd.add_column("BD-rate", justify="right")
+    for name, value in bd_rates(runs).items():
+        bd.add_row(name, f"{value:+.1f}%" if value is not None else "no PSNR overlap")
+    console.print(bd)
+    print(f"results: {output / 'results.json'}, {output / 'results.csv'}, plots: {output}/*.png")
+
+
+@app.command()
 def models(as_json: Json = False) -> None:
     """List the built-in models, where each comes from, and its held-out quality."""
     from vtok.weights import list_models

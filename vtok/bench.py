@@ -1,0 +1,373 @@
+"""Rate-distortion and speed, vtok beside classical codecs on the same frames: `vtok bench`.
+
+For every clip, the first `frames` frames (centre-cropped to `size` x `size` when a size is given)
+go through vtok at each threshold and at the full budget, for each model, and through each
+classical codec at several CRFs. Every run is measured the same way: bits per pixel of the file
+(bytes x 8 / (W x H x frames)), PSNR (RGB, 8-bit peak, pooled MSE), SSIM (mean over RGB), tokens
+per frame (vtok only), and encode and decode frames per second. Results are resumable: runs
+already in DIR/results.json are skipped.
+"""
+
+import csv
+import json
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from itertools import islice
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vtok.errors import MediaError
+from vtok.io import VideoWriter, probe, read_frames
+
+__all__ = ["run_bench", "Run", "CLASSICAL", "bd_rate", "ssim"]
+
+
+@dataclass
+class Run:
+    clip: str
+    codec: str  # a vtok model name or a classical codec name
+    setting: str  # "T=0.003", "full", or "crf=28"
+    bits_per_pixel: float
+    psnr_db: float
+    ssim: float
+    tokens_per_frame: float | None
+    encode_fps: float
+    decode_fps: float
+
+    @property
+    def key(self) -> str:
+        return f"{self.clip}|{self.codec}|{self.setting}"
+
+
+@dataclass(frozen=True)
+class Classical:
+    """A classical codec through PyAV: the one small interface every baseline goes through."""
+
+    name: str  # PyAV encoder name
+    crfs: tuple[int, ...]
+    pix_fmt: str = "yuv420p"
+    container: str = "mp4"
+
+    def encode(self, frames: np.ndarray, rate: Fraction, crf: int, path: Path) -> None:
+        """frames: uint8 (T, H, W, 3) with even H and W."""
+        with av.open(str(path), "w", format=self.container) as c:
+            s = c.add_stream(self.name, rate=rate, options={"crf": str(crf)})
+            s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], self.pix_fmt
+            s.time_base = 1 / Fraction(rate)
+            for i, f in enumerate(frames):
+                frame = av.VideoFrame.from_ndarray(f, format="rgb24")
+                frame.pts = i
+                c.mux(s.encode(frame))
+            c.mux(s.encode(None))
+
+
+CLASSICAL = {
+    "libx264": Classical("libx264", (23, 30, 37, 44, 51)),
+    "libx265": Classical("libx265", (25, 32, 39, 46, 51)),
+    "libsvtav1": Classical("libsvtav1", (30, 40, 50, 58, 63), container="matroska"),
+}
+
+
+def _gaussian(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float64) - size // 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    return (g / g.sum()).float()
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean SSIM (Wang et al., 2004; 11x11 Gaussian window, sigma 1.5) over frames and RGB channels.
+
+    a, b: uint8 (T, H, W, 3).
+    """
+    x = torch.from_numpy(a).permute(0, 3, 1, 2).reshape(-1, 1, *a.shape[1:3]).float()
+    y = torch.from_numpy(b).permute(0, 3, 1, 2).reshape(-1, 1, *b.shape[1:3]).float()
+    g = _gaussian()
+    win = (g[:, None] * g[None, :])[None, None]
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(t, win)
+
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mx, my = blur(x), blur(y)
+    vx, vy, cov = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    return float(s.mean())
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * math.log10(255**2 / max(mse, 1e-10))
+
+
+def bd_rate(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) -> float | None:
+    """Bjøntegaard delta rate in percent: the average bitrate change of `test` against `anchor` at
+    equal PSNR, over the PSNR range both cover (cubic fits of log rate against PSNR).
+
+    anchor, test: (bits per pixel, PSNR dB) points. None when the ranges do not overlap or a curve has
+    fewer than 4 distinct points. Negative means test needs fewer bits.
+    """
+
+    def clean(points):
+        pts = sorted({(round(p, 6), r) for r, p in points if r > 0})
+        return np.array([p for p, _ in pts]), np.log(np.array([r for _, r in pts]))
+
+    pa, ra = clean(anchor)
+    pt, rt = clean(test)
+    if len(pa) < 4 or len(pt) < 4:
+        return None
+    lo, hi = max(pa.min(), pt.min()), min(pa.max(), pt.max())
+    if hi <= lo:
+        return None
+    fa, ft = np.polyint(np.polyfit(pa, ra, 3)), np.polyint(np.polyfit(pt, rt, 3))
+    avg = ((np.polyval(ft, hi) - np.polyval(ft, lo)) - (np.polyval(fa, hi) - np.polyval(fa, lo))) / (hi - lo)
+    return float((math.exp(avg) - 1) * 100)
+
+
+def _centre_crop(frames: np.ndarray, size: int) -> np.ndarray:
+    t, h, w, _ = frames.shape
+    if min(h, w) < size:
+        x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
+        s = size / min(h, w)
+        x = F.interpolate(x, size=(max(size, round(h * s)), max(size, round(w * s))), mode="bilinear")
+        frames = x.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+        h, w = frames.shape[1:3]
+    y0, x0 = (h - size) // 2, (w - size) // 2
+    return np.ascontiguousarray(frames[:, y0 : y0 + size, x0 : x0 + size])
+
+
+def load_clip(path: Path, frames: int, size: int | None) -> tuple[np.ndarray, Fraction]:
+    """The first `frames` frames uint8 (T, H, W, 3), cropped to size x size (or even H and W), and the rate."""
+    video = np.stack(list(islice(read_frames(path), frames)))
+    if size:
+        video = _centre_crop(video, size)
+    else:
+        video = video[:, : video.shape[1] // 2 * 2, : video.shape[2] // 2 * 2]  # 4:2:0 codecs need even sizes
+    return video, probe(path).rate
+
+
+def _timed(fn: Callable, *args, **kwargs) -> tuple[float, object]:
+    """(seconds, result) of fn(*args, **kwargs)."""
+    t = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return time.perf_counter() - t, result
+
+
+def _vtok_runs(
+    clip: str, video: np.ndarray, rate: Fraction, model: str, thresholds: list[float], work: Path, done: set[str]
+) -> list[Run]:
+    from vtok.codec import decode_file, encode_file
+    from vtok.stats import inspect_file
+
+    src = work / "source.mp4"
+    if not src.exists():
+        with VideoWriter(src, width=video.shape[2], height=video.shape[1], rate=rate, lossless=True) as w:
+            for f in video:
+                w.write(f)
+    runs = []
+    for t in [*thresholds, 0.0]:
+        setting = f"T={t:g}" if t > 0 else "full"
+        if f"{clip}|{model}|{setting}" in done:
+            continue
+        vt, out = work / "x.vtok", work / "x.mp4"
+        enc, _ = _timed(encode_file, src=src, dst=vt, model=model, threshold=t, force=True)
+        dec, _ = _timed(decode_file, src=vt, dst=out, lossless=True, force=True)
+        decoded = np.stack(list(read_frames(out)))
+        s = inspect_file(path=vt)
+        runs.append(
+            Run(
+                clip,
+                model,
+                setting,
+                s["bits_per_pixel"],
+                psnr(video, decoded),
+                ssim(video, decoded),
+                s["tokens"] / s["frames"],
+                len(video) / enc,
+                len(video) / dec,
+            )
+        )
+    return runs
+
+
+def _classical_runs(
+    clip: str, video: np.ndarray, rate: Fraction, codec: Classical, work: Path, done: set[str]
+) -> list[Run]:
+    runs = []
+    for crf in codec.crfs:
+        if f"{clip}|{codec.name}|crf={crf}" in done:
+            continue
+        path = work / f"x.{'mkv' if codec.container == 'matroska' else 'mp4'}"
+        enc, _ = _timed(codec.encode, video, rate, crf, path)
+        dec, decoded = _timed(lambda p: np.stack(list(read_frames(p))), path)
+        bpp = path.stat().st_size * 8 / (video.shape[1] * video.shape[2] * len(video))
+        runs.append(
+            Run(
+                clip,
+                codec.name,
+                f"crf={crf}",
+                bpp,
+                psnr(video, decoded),
+                ssim(video, decoded),
+                None,
+                len(video) / enc,
+                len(video) / dec,
+            )
+        )
+    return runs
+
+
+def run_bench(
+    *,
+    clips: list[Path],
+    out_dir: Path,
+    thresholds: list[float],
+    codecs: list[str],
+    models: list[str],
+    frames: int = 64,
+    size: int | None = 256,
+    progress: Callable[[str], None] | None = None,
+) -> list[Run]:
+    """Measure every clip with every model and codec; write DIR/results.json, results.csv and plots.
+
+    Returns every run, those loaded from an earlier results.json included.
+    """
+    unknown = [c for c in codecs if c not in CLASSICAL]
+    if unknown:
+        raise MediaError(f"unknown codec {unknown[0]!r}; known: {', '.join(CLASSICAL)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results_path = out_dir / "results.json"
+    runs = [Run(**r) for r in json.loads(results_path.read_text())["runs"]] if results_path.exists() else []
+    done = {r.key for r in runs}
+    torch.manual_seed(0)
+    for clip in clips:
+        video, rate = load_clip(clip, frames, size)
+        with tempfile.TemporaryDirectory() as d:
+            work = Path(d)
+            for model in models:
+                if progress:
+                    progress(f"{clip.name}: {model}")
+                runs += _vtok_runs(clip.name, video, rate, model, thresholds, work, done)
+                _save(runs, out_dir)
+            for name in codecs:
+                if progress:
+                    progress(f"{clip.name}: {name}")
+                runs += _classical_runs(clip.name, video, rate, CLASSICAL[name], work, done)
+                _save(runs, out_dir)
+    plot(runs, out_dir)
+    return runs
+
+
+def _save(runs: list[Run], out_dir: Path) -> None:
+    rows = [asdict(r) for r in sorted(runs, key=lambda r: r.key)]
+    tmp = out_dir / "results.json.part"
+    tmp.write_text(json.dumps({"runs": rows}, indent=1) + "\n")
+    tmp.replace(out_dir / "results.json")
+    tmp = out_dir / "results.csv.part"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(out_dir / "results.csv")
+
+
+def curves(runs: list[Run]) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """clip -> codec -> sorted (bits per pixel, PSNR) points; the elastic vtok settings only (not 'full')."""
+    out: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for r in runs:
+        if r.setting != "full":
+            out.setdefault(r.clip, {}).setdefault(r.codec, []).append((r.bits_per_pixel, r.psnr_db))
+    return {c: {k: sorted(v) for k, v in d.items()} for c, d in out.items()}
+
+
+def bd_rates(runs: list[Run], anchor: str = "libx264") -> dict[str, float | None]:
+    """Mean BD-rate (percent) of every codec against `anchor`, over the clips where it is defined."""
+    per: dict[str, list[float]] = {}
+    for codecs in curves(runs).values():
+        for name, points in codecs.items():
+            if name != anchor and anchor in codecs:
+                v = bd_rate(codecs[anchor], points)
+                if v is not None:
+                    per.setdefault(name, []).append(v)
+    names = {r.codec for r in runs} - {anchor}
+    return {n: (float(np.mean(per[n])) if per.get(n) else None) for n in sorted(names)}
+
+
+def plot(runs: list[Run], out_dir: Path) -> None:
+    """PSNR against bits per pixel (all codecs) and against tokens per frame (vtok, elastic and
+    full budget), averaged over clips and per clip."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def mean_curve(codec: str, x_of: Callable[[Run], float | None]) -> tuple[list[float], list[float]]:
+        by_setting: dict[str, list[Run]] = {}
+        for r in runs:
+            if r.codec == codec:
+                by_setting.setdefault(r.setting, []).append(r)
+        pts = sorted((np.mean([x_of(r) for r in rs]), np.mean([r.psnr_db for r in rs])) for rs in by_setting.values())
+        return [p[0] for p in pts], [p[1] for p in pts]
+
+    codecs = sorted({r.codec for r in runs})
+    clips = sorted({r.clip for r in runs})
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+    for c in codecs:
+        xs, ys = mean_curve(c, lambda r: r.bits_per_pixel)
+        ax.plot(xs, ys, "o-", label=c)
+    ax.set(xscale="log", xlabel="bits per pixel", ylabel="PSNR (dB, RGB)", title=f"mean over {len(clips)} clips")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_dir / "psnr_vs_bpp.png")
+    plt.close(fig)
+
+    cols = min(4, len(clips))
+    rows = -(-len(clips) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), dpi=100, squeeze=False)
+    for ax, clip in zip(axes.flat, clips, strict=False):
+        for c in codecs:
+            pts = sorted((r.bits_per_pixel, r.psnr_db) for r in runs if r.clip == clip and r.codec == c)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=3, label=c)
+        ax.set(xscale="log", title=clip, xlabel="bpp", ylabel="PSNR")
+    axes.flat[0].legend(fontsize=7)
+    for ax in list(axes.flat)[len(clips) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(out_dir / "psnr_vs_bpp_per_clip.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+    for c in codecs:
+        if not any(r.codec == c and r.tokens_per_frame is not None for r in runs):
+            continue
+        elastic = [r for r in runs if r.codec == c and r.setting != "full"]
+        full = [r for r in runs if r.codec == c and r.setting == "full"]
+        xs, ys = mean_curve(c, lambda r: r.tokens_per_frame)
+        ax.plot(
+            [np.mean([r.tokens_per_frame for r in full])],
+            [np.mean([r.psnr_db for r in full])],
+            "s",
+            ms=9,
+            label=f"{c} fixed full budget",
+        )
+        pts = sorted({r.setting for r in elastic})
+        ax.plot(
+            [np.mean([r.tokens_per_frame for r in elastic if r.setting == s]) for s in pts],
+            [np.mean([r.psnr_db for r in elastic if r.setting == s]) for s in pts],
+            "o-",
+            label=f"{c} elastic",
+        )
+    ax.set(xlabel="tokens per frame", ylabel="PSNR (dB, RGB)", title=f"elastic against fixed, {len(clips)} clips")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_dir / "psnr_vs_tokens.png")
+    plt.close(fig)
