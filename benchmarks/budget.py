@@ -20,13 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from quality import centre_crop  # noqa: E402
-
-from vtok.codec import decode_file, encode_file  # noqa: E402
-from vtok.container import VtokReader  # noqa: E402
-from vtok.io import VideoWriter, probe, read_frames  # noqa: E402
-from vtok.stats import inspect_file  # noqa: E402
+from vtok.bench import centre_crop
+from vtok.codec import decode_file, encode_file
+from vtok.container import VtokReader
+from vtok.io import VideoWriter, probe, read_frames
+from vtok.stats import inspect_file
 
 STATIC = {"arjun_vtest.avi", "arjun_car_traffic_small.mp4", "lamminhthien_overhead_crowd.avi"}
 THRESHOLDS = (0.001, 0.003, 0.01, 0.02)

@@ -18,32 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from vtok.bench import centre_crop, psnr
 from vtok.codec import to_frames, to_model
 from vtok.io import read_frames
 from vtok.order import prefix_keep
 from vtok.weights import list_models, load_model
 
 SHARES = (0.10, 0.25, 0.50, 1.00)
-
-
-def centre_crop(frames: np.ndarray, size: int = 256) -> np.ndarray:
-    """uint8 (T, H, W, 3) -> uint8 (T, size, size, 3)."""
-    t, h, w, _ = frames.shape
-    if min(h, w) < size:
-        x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
-        scale = size / min(h, w)
-        x = F.interpolate(x, size=(max(size, round(h * scale)), max(size, round(w * scale))), mode="bilinear")
-        frames = x.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
-        h, w = frames.shape[1:3]
-    y0, x0 = (h - size) // 2, (w - size) // 2
-    return frames[:, y0 : y0 + size, x0 : x0 + size]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 10 * math.log10(255**2 / max(mse, 1e-10))
 
 
 @torch.inference_mode()

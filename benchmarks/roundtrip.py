@@ -44,7 +44,8 @@ def _run(step: str, src: Path, dst: Path, model: str, threshold: float) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def psnr(a_path: Path, b_path: Path) -> float:
+def psnr_files(a_path: Path, b_path: Path) -> float:
+    """PSNR (RGB, 8-bit) of two videos, streamed frame by frame, from the MSE pooled over all frames."""
     from vtok.io import read_frames
 
     total, n = 0.0, 0
@@ -66,7 +67,7 @@ def measure(clip: Path, model: str, threshold: float) -> dict:
             "clip": clip.name,
             "size": f"{s['width']}x{s['height']}",
             "frames": s["frames"],
-            "psnr_db": psnr(clip, mp4),
+            "psnr_db": psnr_files(clip, mp4),
             "bits_per_pixel": s["bits_per_pixel"],
             "tokens_per_frame": s["tokens_per_frame"]["median"],
             "encode_fps": enc["frames"] / enc["seconds"],

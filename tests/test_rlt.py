@@ -1,6 +1,7 @@
 import torch
 
-from vtok.rlt import PATCH, RunTracker, patch_mad
+from vtok.kernels.torch_ref import rlt_update
+from vtok.rlt import PATCH, RunTracker
 
 
 def block(value: float, h: int = 32, w: int = 48) -> torch.Tensor:
@@ -37,10 +38,13 @@ def test_only_the_changed_patch_leaves_its_run():
 
 
 def test_edge_patches_cut_short_by_the_frame_are_averaged_over_what_they_hold():
-    a, b = block(0.5, 24, 40), block(0.5, 24, 40)
-    b[..., 16:, 32:] = 1.0  # the bottom-right patch is 8x8 pixels
-    mad = patch_mad(b, a)
-    assert mad.shape == (2, 3) and torch.isclose(mad[1, 2], torch.tensor(0.5))
+    b = block(0.5, 24, 40)
+    b[..., 16:, 32:] = 1.0  # the bottom-right patch is 8x8 pixels, all moved by 0.5 on [0, 1]
+    for threshold, expect in ((0.49, False), (0.51, True)):
+        start = block(0.5, 24, 40)
+        static = rlt_update(b, start, threshold)
+        assert static.shape == (2, 3) and static.sum() == 5 + expect and bool(static[1, 2]) is expect
+        assert torch.equal(start, b if not expect else block(0.5, 24, 40))
 
 
 def test_zero_threshold_turns_runs_off():

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from vtok.errors import MediaError
 from vtok.io import VideoWriter, probe, read_frames
 
-__all__ = ["run_bench", "Run", "CLASSICAL", "bd_rate", "ssim"]
+__all__ = ["run_bench", "Run", "CLASSICAL", "bd_rate", "ssim", "psnr", "centre_crop"]
 
 
 @dataclass
@@ -103,6 +103,7 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of uint8 frames a against b (any equal shapes), 8-bit peak, from the pooled MSE."""
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return 10 * math.log10(255**2 / max(mse, 1e-10))
 
@@ -131,7 +132,8 @@ def bd_rate(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) 
     return float((math.exp(avg) - 1) * 100)
 
 
-def _centre_crop(frames: np.ndarray, size: int) -> np.ndarray:
+def centre_crop(frames: np.ndarray, size: int = 256) -> np.ndarray:
+    """uint8 (T, H, W, 3) -> uint8 (T, size, size, 3); the short side is first scaled up to `size` if smaller."""
     t, h, w, _ = frames.shape
     if min(h, w) < size:
         x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
@@ -147,7 +149,7 @@ def load_clip(path: Path, frames: int, size: int | None) -> tuple[np.ndarray, Fr
     """The first `frames` frames uint8 (T, H, W, 3), cropped to size x size (or even H and W), and the rate."""
     video = np.stack(list(islice(read_frames(path), frames)))
     if size:
-        video = _centre_crop(video, size)
+        video = centre_crop(video, size)
     else:
         video = video[:, : video.shape[1] // 2 * 2, : video.shape[2] // 2 * 2]  # 4:2:0 codecs need even sizes
     return video, probe(path).rate

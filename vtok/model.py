@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vtok import kernels
 from vtok.quantize import make_quantizer
 
 __all__ = ["ModelConfig", "Tokenizer", "ARCHITECTURES"]
@@ -146,8 +147,11 @@ class Tokenizer(nn.Module):
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, 3, F, H, W) in [-1, 1] -> indices int64 (B, H/8, W/8)."""
-        return self.quantizer(self.latent(x).float())[1]
+        """x (B, 3, F, H, W) in [-1, 1] -> indices int64 (B, H/8, W/8); fused kernels on CUDA (vtok.kernels)."""
+        z = self.latent(x).float()
+        if self.config.quantizer["kind"] == "fsq":
+            return kernels.fsq_indices(z, self.quantizer.levels).long()
+        return kernels.lfq_indices(z).long()
 
     @torch.no_grad()
     def decode(self, indices: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
