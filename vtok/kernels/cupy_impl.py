@@ -106,23 +106,24 @@ def fsq_indices(z: torch.Tensor, levels: tuple[int, ...]) -> torch.Tensor:
     zc = _cupy(z.float())
     lv = cp.asarray(levels, dtype=cp.int32)
     wide = int(cp.prod(lv.astype(cp.int64))) > 1 << 16
-    out = torch.empty((b, h, w), dtype=torch.int32 if wide else torch.uint16, device=z.device)
+    # int16 storage: DLPack carries it everywhere; the kernel writes unsigned bits, viewed as uint16 below
+    out = torch.empty((b, h, w), dtype=torch.int32 if wide else torch.int16, device=z.device)
     oc = _cupy(out)
     n = b * h * w
     null = cp.uint64(0)  # the unused output pointer
     args = (zc, lv, cp.int32(d), cp.int32(b), cp.int32(h * w), null if wide else oc, oc if wide else null)
     _kernel("fsq_indices", _FSQ)(((n + 255) // 256,), (256,), args)
-    return out
+    return out if wide else out.view(torch.uint16)
 
 
 def lfq_indices(z: torch.Tensor) -> torch.Tensor:
     b, d, h, w = z.shape
-    out = torch.empty((b, h, w), dtype=torch.uint16, device=z.device)
+    out = torch.empty((b, h, w), dtype=torch.int16, device=z.device)  # viewed as uint16, as in fsq_indices
     n = b * h * w
     _kernel("lfq_indices", _LFQ)(
         ((n + 255) // 256,), (256,), (_cupy(z.float()), cp.int32(d), cp.int32(b), cp.int32(h * w), _cupy(out))
     )
-    return out
+    return out.view(torch.uint16)
 
 
 def rlt_update(block: torch.Tensor, start: torch.Tensor, threshold: float) -> torch.Tensor:
