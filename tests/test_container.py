@@ -209,3 +209,23 @@ def test_reading_needs_neither_torch_nor_pyav(tmp_path):
         "assert 'torch' not in sys.modules and 'av' not in sys.modules, 'heavy import'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_unknown_chunk_types_are_skipped(tmp_path):
+    import zlib
+
+    path = tmp_path / "a.vtok"
+    write_small(path)
+    data = path.read_bytes()
+    index_at = struct.unpack("<Q", data[-16:-8])[0]
+    payload = b"a later version's data"
+    extra = struct.pack("<4sIQ", b"XTRA", zlib.crc32(payload, zlib.crc32(b"XTRA")), len(payload)) + payload
+    grown = data[:index_at] + extra + data[index_at:-16] + struct.pack("<Q", index_at + len(extra)) + data[-8:]
+    path.write_bytes(grown)
+    with VtokReader(path) as r:
+        assert len(list(r.blocks())) == 3 and r.audio() == b"not really matroska"
+    damaged = bytearray(grown)
+    damaged[index_at + 20] ^= 1  # inside the unknown chunk's payload: its checksum still catches it
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(ContainerError):
+        read_all(path)
