@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vtok.container import VtokReader, VtokWriter
+from vtok.container import VtokReader, VtokWriter, stored_positions
 from vtok.order import prefix_order, tile_costs
 from vtok.output import check_output
 
@@ -69,11 +69,7 @@ def trim_file(*, src: Path, dst: Path, max_tokens_per_frame: float, force: bool 
                     flags=block.flags,
                 )
                 before += block.codes.size
-                after += int(
-                    tile_costs(block.run_mask)
-                    .reshape(3, -1)[levels.reshape(-1).astype(np.int64), np.arange(levels.size)]
-                    .sum()
-                )
+                after += int(stored_positions(block.run_mask, levels).sum())
             audio = reader.audio()
             if audio is not None:
                 writer.add_audio(audio)
