@@ -27,7 +27,7 @@ from vtok.io import VideoWriter, probe, read_frames
 from vtok.stats import inspect_file
 
 STATIC = {"arjun_vtest.avi", "arjun_car_traffic_small.mp4", "lamminhthien_overhead_crowd.avi"}
-THRESHOLDS = (0.001, 0.003, 0.01, 0.02)
+THRESHOLDS = (0.001, 0.003, 0.01)
 
 
 def run_one(src: Path, work: Path, threshold: float, rlt: bool, frames: np.ndarray) -> dict:
