@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from vtok.model import Tokenizer
-from vtok.order import LEVELS, TILE, position_levels, tile_costs
+from vtok.order import LEVELS, TILE, tile_costs, tile_keep
 
 __all__ = ["Budget", "choose_budget", "keep_for"]
 
@@ -38,10 +38,8 @@ def keep_for(tile_levels: torch.Tensor, run: torch.Tensor, run_keep: torch.Tenso
 
     tile_levels: int (tile rows, tile cols); run, run_keep: bool (rows, cols).
     """
-    rows, cols = run.shape
-    levels = torch.from_numpy(position_levels(rows, cols)).to(run.device)
-    per_position = tile_levels.repeat_interleave(TILE, 0).repeat_interleave(TILE, 1)[:rows, :cols]
-    return torch.where(run, run_keep, levels <= per_position)
+    fresh = tile_keep(tile_levels.cpu().numpy(), *run.shape)
+    return torch.where(run, run_keep, torch.from_numpy(fresh).to(run.device))
 
 
 def _tile_sums(err: torch.Tensor, tiles: tuple[int, int]) -> np.ndarray:

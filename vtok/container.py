@@ -15,7 +15,7 @@ import numpy as np
 import zstandard
 
 from vtok.errors import ContainerError, OutputError
-from vtok.order import TILE, position_levels, prefix_order
+from vtok.order import TILE, prefix_order, tile_keep
 
 __all__ = ["Header", "Block", "BlockState", "VtokReader", "VtokWriter", "MAGIC", "VERSION"]
 
@@ -209,9 +209,7 @@ class BlockState:
 
 def stored_positions(run_mask: np.ndarray, tile_levels: np.ndarray) -> np.ndarray:
     """bool (rows, cols): fresh positions (not in a run) whose level is within their tile's budget."""
-    rows, cols = run_mask.shape
-    per_position = np.repeat(np.repeat(tile_levels.astype(np.int16), TILE, 0), TILE, 1)[:rows, :cols]
-    return ~run_mask & (position_levels(rows, cols) <= per_position)
+    return ~run_mask & tile_keep(tile_levels, *run_mask.shape)
 
 
 def _ordered(mask: np.ndarray) -> np.ndarray:

@@ -29,10 +29,10 @@ class RunTracker:
     def update(self, block: torch.Tensor) -> torch.Tensor:
         """block: float (3, F, H, W) in [-1, 1]. Returns bool (H / 8, W / 8): True where the position
         continues its run (store no tokens). Patches that changed start a new run at this block."""
-        if self._start is None or self._start.shape != block.shape or self.threshold <= 0:
-            self._start = block.float().contiguous().clone()
-            h, w = block.shape[-2:]
-            return torch.zeros(h // 8, w // 8, dtype=torch.bool, device=block.device)
         h, w = block.shape[-2:]
+        if self.threshold <= 0 or self._start is None or self._start.shape != block.shape:
+            if self.threshold > 0:  # with runs off there is no run start to keep
+                self._start = block.float().contiguous().clone()
+            return torch.zeros(h // 8, w // 8, dtype=torch.bool, device=block.device)
         static = rlt_update(block, self._start, self.threshold)  # one fused pass; updates the run starts
         return static.repeat_interleave(PATCH // 8, 0).repeat_interleave(PATCH // 8, 1)[: h // 8, : w // 8]
