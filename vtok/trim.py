@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from vtok.container import VtokReader, VtokWriter, stored_positions
-from vtok.order import prefix_order, tile_costs
+from vtok.order import LEVELS, prefix_order, tile_costs
 from vtok.output import check_output
 
 __all__ = ["trim_file", "TrimResult", "lower_levels"]
@@ -31,17 +31,17 @@ def lower_levels(run_mask: np.ndarray, tile_levels: np.ndarray, max_tokens: int)
     The highest level goes first; within a level, tiles go in coarse-to-fine order read backwards,
     so the cut spreads over the frame. No tile goes below level 0 (one token).
     """
-    costs = tile_costs(run_mask)
+    costs = tile_costs(run_mask).reshape(LEVELS, -1)
     levels = tile_levels.astype(np.int64).copy()
     flat = levels.reshape(-1)
     cells = np.arange(flat.size)
-    total = int(costs.reshape(3, -1)[flat, cells].sum())
+    total = int(costs[flat, cells].sum())
     spread = prefix_order(*levels.shape)[::-1]  # the tile grid ordered like token positions, finest first
     while total > max_tokens and flat.max() > 0:
         top = flat.max()
         for t in spread:
             if flat[t] == top and total > max_tokens:
-                total -= int(costs.reshape(3, -1)[top, t] - costs.reshape(3, -1)[top - 1, t])
+                total -= int(costs[top, t] - costs[top - 1, t])
                 flat[t] -= 1
     return levels.astype(np.int8)
 
