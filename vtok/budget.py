@@ -2,12 +2,13 @@
 
 The budget is a level per 32x32-pixel tile (vtok.order): 1, 4 or 16 tokens. One encode serves
 every budget; the search runs only the decoder, three passes per block at most:
-1. one batched call decodes the block at the lowest and at the full level everywhere, which gives
-   each tile's squared error at both (the middle level's is estimated as their geometric mean);
-2. tiles are raised greedily, most error removed per token first, until the estimate is under a
-   margin of the threshold;
-3. one more pass checks the chosen mix. If it misses, the block takes the full budget, whose error
-   pass 1 already measured. A block that misses even at the full budget is flagged.
+1. decode at the full level everywhere. A block that misses the threshold even so is flagged and
+   keeps the full budget: one pass, where a batched search would have spent two;
+2. decode at the lowest level everywhere; if that meets the threshold, it is the budget. Otherwise
+   the two passes give each tile's squared error at both levels (the middle level's is estimated
+   as their geometric mean), and tiles are raised greedily, most error removed per token first,
+   until the estimate is under a margin of the threshold;
+3. one more pass checks the chosen mix. If it misses, the block takes the full budget.
 """
 
 from dataclasses import dataclass
@@ -105,14 +106,15 @@ def choose_budget(
         return (y[:, :frames, :height, :width] - real).square().sum((0, 1))
 
     low = torch.zeros_like(full)
-    keeps = torch.stack([keep_for(low, run, run_keep), keep_for(full, run, run_keep)])
-    y = net.decode(indices.expand(2, -1, -1), keeps)
-    e0, e2 = _tile_sums(errors(y[0]), tiles), _tile_sums(errors(y[1]), tiles)
-    mse0, mse2 = e0.sum() / n, e2.sum() / n
+    full_keep, low_keep = keep_for(full, run, run_keep), keep_for(low, run, run_keep)
+    e2 = _tile_sums(errors(net.decode(indices, full_keep[None])[0]), tiles)
+    mse2 = e2.sum() / n
     if mse2 > threshold:
-        return Budget(full.to(torch.int8).cpu().numpy(), keeps[1], float(mse2), True, 2)
+        return Budget(full.to(torch.int8).cpu().numpy(), full_keep, float(mse2), True, 1)
+    e0 = _tile_sums(errors(net.decode(indices, low_keep[None])[0]), tiles)
+    mse0 = e0.sum() / n
     if mse0 <= threshold:
-        return Budget(low.to(torch.int8).cpu().numpy(), keeps[0], float(mse0), False, 2)
+        return Budget(low.to(torch.int8).cpu().numpy(), low_keep, float(mse0), False, 2)
     estimate = np.stack([e0, np.sqrt(e0 * e2), e2])
     levels = _greedy(estimate, tile_costs(run.cpu().numpy()), MARGIN * threshold * n)
     chosen = torch.from_numpy(levels.astype(np.int64)).to(x.device)
@@ -120,4 +122,4 @@ def choose_budget(
     mse = errors(net.decode(indices, keep[None])[0]).sum().item() / n
     if mse <= threshold:
         return Budget(levels, keep, mse, False, 3)
-    return Budget(full.to(torch.int8).cpu().numpy(), keeps[1], float(mse2), False, 3)
+    return Budget(full.to(torch.int8).cpu().numpy(), full_keep, float(mse2), False, 3)
