@@ -19,6 +19,9 @@ def test_ssim_and_bd_rate_basics():
     half = [(r / 2, p) for r, p in anchor]
     assert bd_rate(anchor, half) == pytest.approx(-50.0, abs=0.5)
     assert bd_rate(anchor, [(r, p + 20) for r, p in anchor]) is None  # no overlap
+    near_twins = half + [(0.4001, 39.0001), (0.41, 39.001)]  # elastic settings that all hit the full budget
+    assert bd_rate(anchor, near_twins) == pytest.approx(-50.0, abs=0.5)
+    assert bd_rate(anchor, [(0.05, 30.0), (0.06, 30.005)]) is None  # one distinct point
 
 
 def test_bench_on_a_tiny_clip_writes_results_and_resumes(clip, tmp_path):
@@ -45,10 +48,13 @@ def test_bench_on_a_tiny_clip_writes_results_and_resumes(clip, tmp_path):
     assert {(x["codec"], x["setting"]) for x in runs} == {
         ("vtok-fsq", "T=0.01"),
         ("vtok-fsq", "full"),
+        *{("vtok-fsq", f"fixed={share}%") for share in (25, 50, 75)},
         *{("libx264", f"crf={c}") for c in (23, 30, 37, 44, 51)},
     }
     for x in runs:
         assert x["bits_per_pixel"] > 0 and 5 < x["psnr_db"] < 80 and 0 < x["ssim"] <= 1
+    tokens = {x["setting"]: x["tokens_per_frame"] for x in runs if x["codec"] == "vtok-fsq"}
+    assert tokens["fixed=25%"] < tokens["fixed=75%"] <= tokens["full"]
     for name in ("results.csv", "psnr_vs_bpp.png", "psnr_vs_bpp_per_clip.png", "psnr_vs_tokens.png"):
         assert (out / name).stat().st_size > 0
     again = CliRunner().invoke(app, args)  # resumable: nothing new is measured

@@ -2,10 +2,11 @@
 
 For every clip, the first `frames` frames (centre-cropped to `size` x `size` when a size is given)
 go through vtok at each threshold and at the full budget, for each model, and through each
-classical codec at several CRFs. Every run is measured the same way: bits per pixel of the file
-(bytes x 8 / (W x H x frames)), PSNR (RGB, 8-bit peak, pooled MSE), SSIM (mean over RGB), tokens
-per frame (vtok only), and encode and decode frames per second. Results are resumable: runs
-already in DIR/results.json are skipped.
+classical codec at several CRFs. vtok also runs at fixed budgets (the full-budget file trimmed to
+the same share of tokens in every block), the baseline that elastic budgets must beat. Every run is
+measured the same way: bits per pixel of the file (bytes x 8 / (W x H x frames)), PSNR (RGB, 8-bit
+peak, pooled MSE), SSIM (mean over RGB), tokens per frame (vtok only), and encode and decode frames
+per second. Results are resumable: runs already in DIR/results.json are skipped.
 """
 
 import csv
@@ -27,14 +28,16 @@ import torch.nn.functional as F
 from vtok.errors import MediaError
 from vtok.io import VideoWriter, probe, read_frames
 
-__all__ = ["run_bench", "Run", "CLASSICAL", "bd_rate", "ssim", "psnr", "centre_crop"]
+__all__ = ["run_bench", "Run", "CLASSICAL", "FIXED_SHARES", "bd_rate", "ssim", "psnr", "centre_crop"]
+
+FIXED_SHARES = (0.25, 0.5, 0.75)  # fixed budgets, as shares of the full budget
 
 
 @dataclass
 class Run:
     clip: str
     codec: str  # a vtok model name or a classical codec name
-    setting: str  # "T=0.003", "full", or "crf=28"
+    setting: str  # "T=0.003" (elastic), "full", "fixed=25%" (a fixed share of the full budget), or "crf=28"
     bits_per_pixel: float
     psnr_db: float
     ssim: float
@@ -110,26 +113,34 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def bd_rate(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) -> float | None:
     """Bjøntegaard delta rate in percent: the average bitrate change of `test` against `anchor` at
-    equal PSNR, over the PSNR range both cover (cubic fits of log rate against PSNR).
+    equal PSNR, over the PSNR range both cover.
 
-    anchor, test: (bits per pixel, PSNR dB) points. None when the ranges do not overlap or a curve has
-    fewer than 4 distinct points. Negative means test needs fewer bits.
+    anchor, test: (bits per pixel, PSNR dB) points. Log rate is interpolated piecewise-linearly in
+    PSNR rather than by the classic cubic fit: elastic settings often land within a hair of each
+    other (every block at the full budget), and a cubic through such points swings wildly. Points
+    within 0.01 dB of each other count once, at the lower rate. None when the PSNR ranges do not
+    overlap or a curve has fewer than 2 distinct points. Negative means test needs fewer bits.
     """
 
-    def clean(points):
-        pts = sorted({(round(p, 6), r) for r, p in points if r > 0})
-        return np.array([p for p, _ in pts]), np.log(np.array([r for _, r in pts]))
+    def curve(points: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+        kept: list[tuple[float, float]] = []
+        for psnr, log_rate in sorted((p, math.log(r)) for r, p in points if r > 0):
+            if kept and psnr - kept[-1][0] < 0.01:
+                kept[-1] = (kept[-1][0], min(kept[-1][1], log_rate))
+            else:
+                kept.append((psnr, log_rate))
+        return np.array([p for p, _ in kept]), np.array([r for _, r in kept])
 
-    pa, ra = clean(anchor)
-    pt, rt = clean(test)
-    if len(pa) < 4 or len(pt) < 4:
+    pa, ra = curve(anchor)
+    pt, rt = curve(test)
+    if len(pa) < 2 or len(pt) < 2:
         return None
     lo, hi = max(pa.min(), pt.min()), min(pa.max(), pt.max())
     if hi <= lo:
         return None
-    fa, ft = np.polyint(np.polyfit(pa, ra, 3)), np.polyint(np.polyfit(pt, rt, 3))
-    avg = ((np.polyval(ft, hi) - np.polyval(ft, lo)) - (np.polyval(fa, hi) - np.polyval(fa, lo))) / (hi - lo)
-    return float((math.exp(avg) - 1) * 100)
+    grid = np.linspace(lo, hi, 1001)
+    avg = float(np.mean(np.interp(grid, pt, rt) - np.interp(grid, pa, ra)))
+    return (math.exp(avg) - 1) * 100
 
 
 def centre_crop(frames: np.ndarray, size: int = 256) -> np.ndarray:
@@ -167,6 +178,7 @@ def _vtok_runs(
 ) -> list[Run]:
     from vtok.codec import decode_file, encode_file
     from vtok.stats import inspect_file
+    from vtok.trim import trim_file
 
     src = work / "source.mp4"
     if not src.exists():
@@ -174,28 +186,35 @@ def _vtok_runs(
             for f in video:
                 w.write(f)
     runs = []
-    for t in [*thresholds, 0.0]:
-        setting = f"T={t:g}" if t > 0 else "full"
-        if f"{clip}|{model}|{setting}" in done:
-            continue
-        vt, out = work / "x.vtok", work / "x.mp4"
-        enc, _ = _timed(encode_file, src=src, dst=vt, model=model, threshold=t, force=True)
+
+    def measure(setting: str, vt: Path, encode_s: float) -> Run:
+        out = work / "x.mp4"
         dec, _ = _timed(decode_file, src=vt, dst=out, lossless=True, force=True)
         decoded = np.stack(list(read_frames(out)))
         s = inspect_file(path=vt)
-        runs.append(
-            Run(
-                clip,
-                model,
-                setting,
-                s["bits_per_pixel"],
-                psnr(video, decoded),
-                ssim(video, decoded),
-                s["tokens"] / s["frames"],
-                len(video) / enc,
-                len(video) / dec,
-            )
-        )
+        bpp, tpf = s["bits_per_pixel"], s["tokens"] / s["frames"]
+        quality = psnr(video, decoded), ssim(video, decoded)
+        return Run(clip, model, setting, bpp, *quality, tpf, len(video) / encode_s, len(video) / dec)
+
+    def todo(setting: str) -> bool:
+        return f"{clip}|{model}|{setting}" not in done
+
+    fixed = {f"fixed={share:.0%}": share for share in FIXED_SHARES}
+    if todo("full") or any(todo(setting) for setting in fixed):
+        full = work / "full.vtok"  # fixed budgets are trimmed from it
+        full_s, _ = _timed(encode_file, src=src, dst=full, model=model, threshold=0.0, force=True)
+        if todo("full"):
+            runs.append(measure("full", full, full_s))
+        info = inspect_file(path=full)
+        for setting, share in fixed.items():
+            if todo(setting):
+                per_frame = share * info["grid"][0] * info["grid"][1] / info["block_frames"]
+                trim_s, _ = _timed(trim_file, src=full, dst=work / "x.vtok", max_tokens_per_frame=per_frame, force=True)
+                runs.append(measure(setting, work / "x.vtok", full_s + trim_s))
+    for t in thresholds:
+        if t > 0 and todo(f"T={t:g}"):
+            enc, _ = _timed(encode_file, src=src, dst=work / "x.vtok", model=model, threshold=t, force=True)
+            runs.append(measure(f"T={t:g}", work / "x.vtok", enc))
     return runs
 
 
@@ -280,17 +299,21 @@ def _save(runs: list[Run], out_dir: Path) -> None:
     tmp.replace(out_dir / "results.csv")
 
 
+def _fixed(run: Run) -> bool:
+    return run.setting.startswith("fixed=")
+
+
 def curves(runs: list[Run]) -> dict[str, dict[str, list[tuple[float, float]]]]:
     """clip -> codec -> sorted (bits per pixel, PSNR) points; the elastic vtok settings only (not 'full')."""
     out: dict[str, dict[str, list[tuple[float, float]]]] = {}
     for r in runs:
-        if r.setting != "full":
+        if r.setting != "full" and not _fixed(r):
             out.setdefault(r.clip, {}).setdefault(r.codec, []).append((r.bits_per_pixel, r.psnr_db))
     return {c: {k: sorted(v) for k, v in d.items()} for c, d in out.items()}
 
 
-def bd_rates(runs: list[Run], anchor: str = "libx264") -> dict[str, float | None]:
-    """Mean BD-rate (percent) of every codec against `anchor`, over the clips where it is defined."""
+def bd_rates(runs: list[Run], anchor: str = "libx264") -> dict[str, tuple[float | None, int]]:
+    """Mean BD-rate (percent) of every codec against `anchor`, and over how many clips it is defined."""
     per: dict[str, list[float]] = {}
     for codecs in curves(runs).values():
         for name, points in codecs.items():
@@ -299,30 +322,32 @@ def bd_rates(runs: list[Run], anchor: str = "libx264") -> dict[str, float | None
                 if v is not None:
                     per.setdefault(name, []).append(v)
     names = {r.codec for r in runs} - {anchor}
-    return {n: (float(np.mean(per[n])) if per.get(n) else None) for n in sorted(names)}
+    return {n: (float(np.mean(per[n])) if per.get(n) else None, len(per.get(n, []))) for n in sorted(names)}
 
 
 def plot(runs: list[Run], out_dir: Path) -> None:
-    """PSNR against bits per pixel (all codecs) and against tokens per frame (vtok, elastic and
-    full budget), averaged over clips and per clip."""
+    """PSNR against bits per pixel (all codecs; averaged and per clip) and against tokens per frame
+    (vtok, elastic against fixed budgets; averaged)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    def mean_curve(codec: str, x_of: Callable[[Run], float | None]) -> tuple[list[float], list[float]]:
+    def mean_curve(chosen: list[Run], x_of: Callable[[Run], float]) -> tuple[list[float], list[float]]:
+        """Mean (x, PSNR) per setting over clips, sorted by x."""
         by_setting: dict[str, list[Run]] = {}
-        for r in runs:
-            if r.codec == codec:
-                by_setting.setdefault(r.setting, []).append(r)
+        for r in chosen:
+            by_setting.setdefault(r.setting, []).append(r)
         pts = sorted((np.mean([x_of(r) for r in rs]), np.mean([r.psnr_db for r in rs])) for rs in by_setting.values())
         return [p[0] for p in pts], [p[1] for p in pts]
+
+    rate_runs = [r for r in runs if not _fixed(r)]  # fixed budgets have their own plot
 
     codecs = sorted({r.codec for r in runs})
     clips = sorted({r.clip for r in runs})
     fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
     for c in codecs:
-        xs, ys = mean_curve(c, lambda r: r.bits_per_pixel)
+        xs, ys = mean_curve([r for r in rate_runs if r.codec == c], lambda r: r.bits_per_pixel)
         ax.plot(xs, ys, "o-", label=c)
     ax.set(xscale="log", xlabel="bits per pixel", ylabel="PSNR (dB, RGB)", title=f"mean over {len(clips)} clips")
     ax.grid(alpha=0.3)
@@ -336,7 +361,7 @@ def plot(runs: list[Run], out_dir: Path) -> None:
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), dpi=100, squeeze=False)
     for ax, clip in zip(axes.flat, clips, strict=False):
         for c in codecs:
-            pts = sorted((r.bits_per_pixel, r.psnr_db) for r in runs if r.clip == clip and r.codec == c)
+            pts = sorted((r.bits_per_pixel, r.psnr_db) for r in rate_runs if r.clip == clip and r.codec == c)
             ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=3, label=c)
         ax.set(xscale="log", title=clip, xlabel="bpp", ylabel="PSNR")
     axes.flat[0].legend(fontsize=7)
@@ -348,25 +373,13 @@ def plot(runs: list[Run], out_dir: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
     for c in codecs:
-        if not any(r.codec == c and r.tokens_per_frame is not None for r in runs):
+        mine = [r for r in runs if r.codec == c and r.tokens_per_frame is not None]
+        if not mine:
             continue
-        elastic = [r for r in runs if r.codec == c and r.setting != "full"]
-        full = [r for r in runs if r.codec == c and r.setting == "full"]
-        xs, ys = mean_curve(c, lambda r: r.tokens_per_frame)
-        ax.plot(
-            [np.mean([r.tokens_per_frame for r in full])],
-            [np.mean([r.psnr_db for r in full])],
-            "s",
-            ms=9,
-            label=f"{c} fixed full budget",
-        )
-        pts = sorted({r.setting for r in elastic})
-        ax.plot(
-            [np.mean([r.tokens_per_frame for r in elastic if r.setting == s]) for s in pts],
-            [np.mean([r.psnr_db for r in elastic if r.setting == s]) for s in pts],
-            "o-",
-            label=f"{c} elastic",
-        )
+        xs, ys = mean_curve([r for r in mine if r.setting.startswith("T=")], lambda r: r.tokens_per_frame)
+        ax.plot(xs, ys, "o-", label=f"{c} elastic (thresholds)")
+        xs, ys = mean_curve([r for r in mine if _fixed(r) or r.setting == "full"], lambda r: r.tokens_per_frame)
+        ax.plot(xs, ys, "s--", label=f"{c} fixed budgets")
     ax.set(xlabel="tokens per frame", ylabel="PSNR (dB, RGB)", title=f"elastic against fixed, {len(clips)} clips")
     ax.grid(alpha=0.3)
     ax.legend()

@@ -9,6 +9,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from statistics import median
 from typing import Annotated
 
 import typer
@@ -257,7 +258,7 @@ def bench(
     clips: Annotated[list[Path], typer.Argument(help="Video files, or folders of them.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for results.json, results.csv and plots.")],
     thresholds: Annotated[
-        str, typer.Option(help="Comma-separated vtok thresholds (the full budget is added).")
+        str, typer.Option(help="Comma-separated vtok thresholds (the full budget and fixed budgets are added).")
     ] = "0.001,0.003,0.01,0.02",
     codecs: Annotated[str, typer.Option(help="Comma-separated classical codecs.")] = "libx264,libx265,libsvtav1",
     models_: Annotated[str, typer.Option("--models", help="Comma-separated vtok models (default: all built in).")] = "",
@@ -299,7 +300,8 @@ def bench(
             )
     table = Table(
         title=f"{len({r.clip for r in runs})} clips, {frames} frames, "
-        + (f"{size}x{size} centre crops" if size else "native size")
+        + (f"{size}x{size} centre crops" if size else "native size"),
+        caption="means over clips; frames per second are medians",
     )
     for col in ("codec", "setting", "bits/pixel", "PSNR dB", "SSIM", "tokens/frame", "enc fps", "dec fps"):
         table.add_column(col, justify="left" if col in ("codec", "setting") else "right")
@@ -315,16 +317,17 @@ def bench(
             f"{sum(r.psnr_db for r in rs) / len(rs):.2f}",
             f"{sum(r.ssim for r in rs) / len(rs):.3f}",
             f"{sum(tpf) / len(tpf):.0f}" if tpf else "",
-            f"{sum(r.encode_fps for r in rs) / len(rs):.1f}",
-            f"{sum(r.decode_fps for r in rs) / len(rs):.1f}",
+            f"{median(r.encode_fps for r in rs):.1f}",
+            f"{median(r.decode_fps for r in rs):.1f}",
         )
     console = Console()
     console.print(table)
     bd = Table(title="BD-rate against libx264 (negative: fewer bits at equal PSNR)")
     bd.add_column("codec")
     bd.add_column("BD-rate", justify="right")
-    for name, value in bd_rates(runs).items():
-        bd.add_row(name, f"{value:+.1f}%" if value is not None else "no PSNR overlap")
+    bd.add_column("clips", justify="right")
+    for name, (value, clips) in bd_rates(runs).items():
+        bd.add_row(name, f"{value:+.1f}%" if value is not None else "no PSNR overlap", str(clips))
     console.print(bd)
     print(f"results: {output / 'results.json'}, {output / 'results.csv'}, plots: {output}/*.png")
 
