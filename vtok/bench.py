@@ -304,7 +304,7 @@ def _fixed(run: Run) -> bool:
 
 
 def curves(runs: list[Run]) -> dict[str, dict[str, list[tuple[float, float]]]]:
-    """clip -> codec -> sorted (bits per pixel, PSNR) points; the elastic vtok settings only (not 'full')."""
+    """clip -> codec -> sorted (bits per pixel, PSNR) points; for vtok, the elastic settings only."""
     out: dict[str, dict[str, list[tuple[float, float]]]] = {}
     for r in runs:
         if r.setting != "full" and not _fixed(r):
