@@ -65,6 +65,9 @@ def test_bench_on_a_tiny_clip_writes_results_and_resumes(clip, tmp_path):
 def test_bench_rejects_unknown_codec(clip, tmp_path):
     r = CliRunner().invoke(app, ["bench", str(clip), "-o", str(tmp_path), "--codecs", "libnope"])
     assert r.exit_code == 1 and "unknown codec" in r.stderr
+    for bad in ("abc", "0,0.01"):
+        r = CliRunner().invoke(app, ["bench", str(clip), "-o", str(tmp_path), "--thresholds", bad])
+        assert r.exit_code == 1 and "--thresholds" in r.stderr and "Traceback" not in r.output
 
 
 @pytest.mark.slow

@@ -258,8 +258,9 @@ def bench(
     clips: Annotated[list[Path], typer.Argument(help="Video files, or folders of them.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for results.json, results.csv and plots.")],
     thresholds: Annotated[
-        str, typer.Option(help="Comma-separated vtok thresholds (the full budget and fixed budgets are added).")
-    ] = "0.001,0.003,0.01,0.02",
+        str,
+        typer.Option(help="Comma-separated vtok thresholds (the full budget, and fixed 25/50/75% budgets, are added)."),
+    ] = "0.001,0.003,0.01,0.02,0.05",
     codecs: Annotated[str, typer.Option(help="Comma-separated classical codecs.")] = "libx264,libx265,libsvtav1",
     models_: Annotated[str, typer.Option("--models", help="Comma-separated vtok models (default: all built in).")] = "",
     frames: Annotated[int, typer.Option(help="Frames per clip, from the start.", min=1)] = 64,
@@ -286,7 +287,12 @@ def bench(
             raise VtokError("no video files to measure")
         names = [m for m in models_.split(",") if m] or [e.name for e in list_models()]
         codec_list = [c for c in codecs.split(",") if c]
-        t_list = [float(t) for t in thresholds.split(",") if t]
+        try:
+            t_list = [float(t) for t in thresholds.split(",") if t]
+        except ValueError:
+            raise VtokError(f"--thresholds {thresholds!r}: give comma-separated numbers, e.g. 0.003,0.01") from None
+        if any(not t > 0 for t in t_list):
+            raise VtokError("--thresholds must all be > 0 (the full budget is always measured)")
         with _progress("bench", len(files) * (len(names) + len(codec_list))) as advance:
             runs = run_bench(
                 clips=files,
