@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from vtok.bench import bd_rate, ssim
+from vtok.bench import Run, bd_rate, elastic_gain, ssim
 from vtok.cli import app
 
 
@@ -22,6 +22,21 @@ def test_ssim_and_bd_rate_basics():
     near_twins = half + [(0.4001, 39.0001), (0.41, 39.001)]  # elastic settings that all hit the full budget
     assert bd_rate(anchor, near_twins) == pytest.approx(-50.0, abs=0.5)
     assert bd_rate(anchor, [(0.05, 30.0), (0.06, 30.005)]) is None  # one distinct point
+
+
+def test_elastic_gain_compares_clip_by_clip_at_equal_tokens():
+    def run(clip, setting, tokens, psnr):
+        return Run(clip, "m", setting, 0.01, psnr, 0.5, tokens, 1.0, 1.0)
+
+    runs = []
+    for clip, base, step in (("easy", 30.0, 0.0), ("hard", 20.0, 1.0)):
+        runs += [run(clip, f"fixed={s}%", 2.56 * s, base + s / 25) for s in (25, 50, 75)]
+        runs += [run(clip, "full", 256, base + 4)]
+        elastic = [(64, base + 2 - step), (128, base + 3 - step), (192, base + 4 - step)]
+        runs += [run(clip, f"T={i}", t, p) for i, (t, p) in enumerate(elastic)]
+    gain, clips, ahead = elastic_gain(runs, "m")
+    assert clips == 2 and ahead == 1 and gain == pytest.approx((1.0 + 0.0) / 2, abs=0.01)
+    assert elastic_gain(runs, "other") == (None, 0, 0)
 
 
 def test_bench_on_a_tiny_clip_writes_results_and_resumes(clip, tmp_path):
@@ -55,7 +70,8 @@ def test_bench_on_a_tiny_clip_writes_results_and_resumes(clip, tmp_path):
         assert x["bits_per_pixel"] > 0 and 5 < x["psnr_db"] < 80 and 0 < x["ssim"] <= 1
     tokens = {x["setting"]: x["tokens_per_frame"] for x in runs if x["codec"] == "vtok-fsq"}
     assert tokens["fixed=25%"] < tokens["fixed=75%"] <= tokens["full"]
-    for name in ("results.csv", "psnr_vs_bpp.png", "psnr_vs_bpp_per_clip.png", "psnr_vs_tokens.png"):
+    pngs = ("psnr_vs_bpp.png", "psnr_vs_bpp_per_clip.png", "psnr_vs_tokens.png", "psnr_vs_tokens_per_clip.png")
+    for name in ("results.csv", *pngs):
         assert (out / name).stat().st_size > 0
     again = CliRunner().invoke(app, args)  # resumable: nothing new is measured
     assert again.exit_code == 0 and json.loads((out / "results.json").read_text())["runs"] == runs

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from vtok.errors import MediaError
 from vtok.io import VideoWriter, probe, read_frames
 
-__all__ = ["run_bench", "Run", "CLASSICAL", "FIXED_SHARES", "bd_rate", "ssim", "psnr", "centre_crop"]
+__all__ = ["run_bench", "Run", "CLASSICAL", "FIXED_SHARES", "bd_rate", "elastic_gain", "ssim", "psnr", "centre_crop"]
 
 FIXED_SHARES = (0.25, 0.5, 0.75)  # fixed budgets, as shares of the full budget
 
@@ -111,6 +111,30 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 10 * math.log10(255**2 / max(mse, 1e-10))
 
 
+def _curve(points: list[tuple[float, float]], tol: float, best=min) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) points -> arrays sorted by x; points within `tol` in x count once, with the `best` y."""
+    kept: list[tuple[float, float]] = []
+    for x, y in sorted(points):
+        if kept and x - kept[-1][0] < tol:
+            kept[-1] = (kept[-1][0], best(kept[-1][1], y))
+        else:
+            kept.append((x, y))
+    return np.array([x for x, _ in kept]), np.array([y for _, y in kept])
+
+
+def _mean_gap(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float | None:
+    """Mean of b's y minus a's y over the x range both curves cover, both interpolated piecewise-linearly.
+    None when a curve has fewer than 2 points or the ranges do not overlap."""
+    (xa, ya), (xb, yb) = a, b
+    if len(xa) < 2 or len(xb) < 2:
+        return None
+    lo, hi = max(xa.min(), xb.min()), min(xa.max(), xb.max())
+    if hi <= lo:
+        return None
+    grid = np.linspace(lo, hi, 1001)
+    return float(np.mean(np.interp(grid, xb, yb) - np.interp(grid, xa, ya)))
+
+
 def bd_rate(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) -> float | None:
     """Bjøntegaard delta rate in percent: the average bitrate change of `test` against `anchor` at
     equal PSNR, over the PSNR range both cover.
@@ -121,26 +145,27 @@ def bd_rate(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) 
     within 0.01 dB of each other count once, at the lower rate. None when the PSNR ranges do not
     overlap or a curve has fewer than 2 distinct points. Negative means test needs fewer bits.
     """
+    gap = _mean_gap(*(_curve([(p, math.log(r)) for r, p in pts if r > 0], 0.01) for pts in (anchor, test)))
+    return None if gap is None else (math.exp(gap) - 1) * 100
 
-    def curve(points: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
-        kept: list[tuple[float, float]] = []
-        for psnr, log_rate in sorted((p, math.log(r)) for r, p in points if r > 0):
-            if kept and psnr - kept[-1][0] < 0.01:
-                kept[-1] = (kept[-1][0], min(kept[-1][1], log_rate))
-            else:
-                kept.append((psnr, log_rate))
-        return np.array([p for p, _ in kept]), np.array([r for _, r in kept])
 
-    pa, ra = curve(anchor)
-    pt, rt = curve(test)
-    if len(pa) < 2 or len(pt) < 2:
-        return None
-    lo, hi = max(pa.min(), pt.min()), min(pa.max(), pt.max())
-    if hi <= lo:
-        return None
-    grid = np.linspace(lo, hi, 1001)
-    avg = float(np.mean(np.interp(grid, pt, rt) - np.interp(grid, pa, ra)))
-    return (math.exp(avg) - 1) * 100
+def elastic_gain(runs: list[Run], model: str) -> tuple[float | None, int, int]:
+    """PSNR (dB) that `model`'s elastic budgets gain over its fixed budgets at equal tokens per frame.
+
+    Per clip, the mean gap between the two PSNR-against-tokens curves over the token range both
+    cover; returns its mean over clips, the number of clips where it is defined, and on how many
+    of them elastic is ahead. Comparing clip by clip matters: a mean curve over clips puts hard
+    clips (full budget at every threshold) and easy ones at the same x, which favours fixed budgets.
+    """
+    gains = []
+    for clip in sorted({r.clip for r in runs}):
+        mine = [r for r in runs if r.clip == clip and r.codec == model and r.tokens_per_frame is not None]
+        elastic = [(r.tokens_per_frame, r.psnr_db) for r in mine if r.setting.startswith("T=")]
+        fixed = [(r.tokens_per_frame, r.psnr_db) for r in mine if _fixed(r) or r.setting == "full"]
+        gap = _mean_gap(_curve(fixed, 0.5, max), _curve(elastic, 0.5, max))
+        if gap is not None:
+            gains.append(gap)
+    return (float(np.mean(gains)) if gains else None), len(gains), sum(g > 0 for g in gains)
 
 
 def centre_crop(frames: np.ndarray, size: int = 256) -> np.ndarray:
@@ -325,64 +350,66 @@ def bd_rates(runs: list[Run], anchor: str = "libx264") -> dict[str, tuple[float 
     return {n: (float(np.mean(per[n])) if per.get(n) else None, len(per.get(n, []))) for n in sorted(names)}
 
 
+def _mean_curve(chosen: list[Run], x_of: Callable[[Run], float]) -> tuple[list[float], list[float]]:
+    """Mean (x, PSNR) per setting over the runs' clips, sorted by x."""
+    by_setting: dict[str, list[Run]] = {}
+    for r in chosen:
+        by_setting.setdefault(r.setting, []).append(r)
+    pts = sorted((np.mean([x_of(r) for r in rs]), np.mean([r.psnr_db for r in rs])) for rs in by_setting.values())
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def _draw_rate(ax, runs: list[Run], ms: float) -> None:
+    """PSNR against bits per pixel, a curve per codec; fixed budgets are left to the tokens plot."""
+    for c in sorted({r.codec for r in runs}):
+        xs, ys = _mean_curve([r for r in runs if r.codec == c and not _fixed(r)], lambda r: r.bits_per_pixel)
+        ax.plot(xs, ys, "o-", ms=ms, label=c)
+    ax.set(xscale="log", xlabel="bits per pixel", ylabel="PSNR (dB, RGB)")
+
+
+def _draw_tokens(ax, runs: list[Run], ms: float) -> None:
+    """PSNR against tokens per frame for each vtok model: elastic thresholds against fixed budgets."""
+    for c in sorted({r.codec for r in runs if r.tokens_per_frame is not None}):
+        mine = [r for r in runs if r.codec == c]
+        xs, ys = _mean_curve([r for r in mine if r.setting.startswith("T=")], lambda r: r.tokens_per_frame)
+        ax.plot(xs, ys, "o-", ms=ms, label=f"{c} elastic (thresholds)")
+        xs, ys = _mean_curve([r for r in mine if _fixed(r) or r.setting == "full"], lambda r: r.tokens_per_frame)
+        ax.plot(xs, ys, "s--", ms=ms, label=f"{c} fixed budgets")
+    ax.set(xlabel="tokens per frame", ylabel="PSNR (dB, RGB)")
+
+
 def plot(runs: list[Run], out_dir: Path) -> None:
-    """PSNR against bits per pixel (all codecs; averaged and per clip) and against tokens per frame
-    (vtok, elastic against fixed budgets; averaged)."""
+    """PSNR against bits per pixel (all codecs) and against tokens per frame (vtok, elastic against
+    fixed budgets), each averaged over clips and per clip: four PNGs in out_dir."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    def mean_curve(chosen: list[Run], x_of: Callable[[Run], float]) -> tuple[list[float], list[float]]:
-        """Mean (x, PSNR) per setting over clips, sorted by x."""
-        by_setting: dict[str, list[Run]] = {}
-        for r in chosen:
-            by_setting.setdefault(r.setting, []).append(r)
-        pts = sorted((np.mean([x_of(r) for r in rs]), np.mean([r.psnr_db for r in rs])) for rs in by_setting.values())
-        return [p[0] for p in pts], [p[1] for p in pts]
-
-    rate_runs = [r for r in runs if not _fixed(r)]  # fixed budgets have their own plot
-
-    codecs = sorted({r.codec for r in runs})
     clips = sorted({r.clip for r in runs})
-    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
-    for c in codecs:
-        xs, ys = mean_curve([r for r in rate_runs if r.codec == c], lambda r: r.bits_per_pixel)
-        ax.plot(xs, ys, "o-", label=c)
-    ax.set(xscale="log", xlabel="bits per pixel", ylabel="PSNR (dB, RGB)", title=f"mean over {len(clips)} clips")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "psnr_vs_bpp.png")
-    plt.close(fig)
+    for name, draw, title in (
+        ("psnr_vs_bpp", _draw_rate, f"mean over {len(clips)} clips"),
+        ("psnr_vs_tokens", _draw_tokens, f"elastic against fixed, mean over {len(clips)} clips"),
+    ):
+        fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+        draw(ax, runs, ms=6)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out_dir / f"{name}.png")
+        plt.close(fig)
 
-    cols = min(4, len(clips))
-    rows = -(-len(clips) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), dpi=100, squeeze=False)
-    for ax, clip in zip(axes.flat, clips, strict=False):
-        for c in codecs:
-            pts = sorted((r.bits_per_pixel, r.psnr_db) for r in rate_runs if r.clip == clip and r.codec == c)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=3, label=c)
-        ax.set(xscale="log", title=clip, xlabel="bpp", ylabel="PSNR")
-    axes.flat[0].legend(fontsize=7)
-    for ax in list(axes.flat)[len(clips) :]:
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(out_dir / "psnr_vs_bpp_per_clip.png")
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
-    for c in codecs:
-        mine = [r for r in runs if r.codec == c and r.tokens_per_frame is not None]
-        if not mine:
-            continue
-        xs, ys = mean_curve([r for r in mine if r.setting.startswith("T=")], lambda r: r.tokens_per_frame)
-        ax.plot(xs, ys, "o-", label=f"{c} elastic (thresholds)")
-        xs, ys = mean_curve([r for r in mine if _fixed(r) or r.setting == "full"], lambda r: r.tokens_per_frame)
-        ax.plot(xs, ys, "s--", label=f"{c} fixed budgets")
-    ax.set(xlabel="tokens per frame", ylabel="PSNR (dB, RGB)", title=f"elastic against fixed, {len(clips)} clips")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "psnr_vs_tokens.png")
-    plt.close(fig)
+        cols = min(4, len(clips))
+        rows = -(-len(clips) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), dpi=100, squeeze=False)
+        for ax, clip in zip(axes.flat, clips, strict=False):
+            draw(ax, [r for r in runs if r.clip == clip], ms=3)
+            ax.set_title(clip, fontsize=9)
+            ax.grid(alpha=0.3)
+        axes.flat[0].legend(fontsize=7)
+        for ax in list(axes.flat)[len(clips) :]:
+            ax.axis("off")
+        fig.tight_layout()
+        fig.savefig(out_dir / f"{name}_per_clip.png")
+        plt.close(fig)

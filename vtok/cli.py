@@ -270,7 +270,7 @@ def bench(
     from rich.console import Console
     from rich.table import Table
 
-    from vtok.bench import bd_rates, run_bench
+    from vtok.bench import bd_rates, elastic_gain, run_bench
     from vtok.train import VIDEO_SUFFIXES
     from vtok.weights import list_models
 
@@ -335,6 +335,13 @@ def bench(
     for name, (value, clips) in bd_rates(runs).items():
         bd.add_row(name, f"{value:+.1f}%" if value is not None else "no PSNR overlap", str(clips))
     console.print(bd)
+    for name in sorted({r.codec for r in runs if r.tokens_per_frame is not None}):
+        gain, clips, ahead = elastic_gain(runs, name)
+        if gain is not None:
+            print(
+                f"{name}: elastic budgets against fixed ones at equal tokens per frame: {gain:+.2f} dB "
+                f"(mean over {clips} clips; elastic ahead on {ahead})"
+            )
     print(f"results: {output / 'results.json'}, {output / 'results.csv'}, plots: {output}/*.png")
 
 
