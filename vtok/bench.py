@@ -154,8 +154,9 @@ def elastic_gain(runs: list[Run], model: str) -> tuple[float | None, int, int]:
 
     Per clip, the mean gap between the two PSNR-against-tokens curves over the token range both
     cover; returns its mean over clips, the number of clips where it is defined, and on how many
-    of them elastic is ahead. Comparing clip by clip matters: a mean curve over clips puts hard
-    clips (full budget at every threshold) and easy ones at the same x, which favours fixed budgets.
+    of them elastic is ahead. Comparing clip by clip matters: at each threshold, a mean over clips
+    averages hard clips (the full budget at every threshold) with easy ones (few tokens), a point
+    that no single clip has; fixed budgets trim every clip alike and escape that.
     """
     gains = []
     for clip in sorted({r.clip for r in runs}):
