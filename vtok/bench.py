@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vtok.errors import MediaError
+from vtok.errors import MediaError, VtokError
 from vtok.io import VideoWriter, probe, read_frames
 
 __all__ = ["run_bench", "Run", "CLASSICAL", "FIXED_SHARES", "bd_rate", "elastic_gain", "ssim", "psnr", "centre_crop"]
@@ -238,7 +238,7 @@ def _vtok_runs(
                 trim_s, _ = _timed(trim_file, src=full, dst=work / "x.vtok", max_tokens_per_frame=per_frame, force=True)
                 runs.append(measure(setting, work / "x.vtok", full_s + trim_s))
     for t in thresholds:
-        if t > 0 and todo(f"T={t:g}"):
+        if todo(f"T={t:g}"):
             enc, _ = _timed(encode_file, src=src, dst=work / "x.vtok", model=model, threshold=t, force=True)
             runs.append(measure(f"T={t:g}", work / "x.vtok", enc))
     return runs
@@ -289,6 +289,8 @@ def run_bench(
     unknown = [c for c in codecs if c not in CLASSICAL]
     if unknown:
         raise MediaError(f"unknown codec {unknown[0]!r}; known: {', '.join(CLASSICAL)}")
+    if any(not t > 0 for t in thresholds):
+        raise VtokError("--thresholds must all be > 0 (the full budget is always measured)")
     out_dir.mkdir(parents=True, exist_ok=True)
     results_path = out_dir / "results.json"
     runs = [Run(**r) for r in json.loads(results_path.read_text())["runs"]] if results_path.exists() else []
