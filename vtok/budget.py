@@ -106,11 +106,12 @@ def choose_budget(
         return (y[:, :frames, :height, :width] - real).square().sum((0, 1))
 
     low = torch.zeros_like(full)
-    full_keep, low_keep = keep_for(full, run, run_keep), keep_for(low, run, run_keep)
+    full_keep = keep_for(full, run, run_keep)
     e2 = _tile_sums(errors(net.decode(indices, full_keep[None])[0]), tiles)
     mse2 = e2.sum() / n
     if mse2 > threshold:
         return Budget(full.to(torch.int8).cpu().numpy(), full_keep, float(mse2), True, 1)
+    low_keep = keep_for(low, run, run_keep)
     e0 = _tile_sums(errors(net.decode(indices, low_keep[None])[0]), tiles)
     mse0 = e0.sum() / n
     if mse0 <= threshold:
