@@ -203,6 +203,7 @@ def _vtok_runs(
     clip: str, video: np.ndarray, rate: Fraction, model: str, thresholds: list[float], work: Path, done: set[str]
 ) -> list[Run]:
     from vtok.codec import decode_file, encode_file
+    from vtok.container import VtokReader
     from vtok.stats import inspect_file
     from vtok.trim import trim_file
 
@@ -231,10 +232,11 @@ def _vtok_runs(
         full_s, _ = _timed(encode_file, src=src, dst=full, model=model, threshold=0.0, force=True)
         if todo("full"):
             runs.append(measure("full", full, full_s))
-        info = inspect_file(path=full)
+        with VtokReader(full) as reader:  # the header alone: the budget needs no pass over the blocks
+            full_per_frame = reader.header.tokens_per_block / reader.header.block_frames
         for setting, share in fixed.items():
             if todo(setting):
-                per_frame = share * info["grid"][0] * info["grid"][1] / info["block_frames"]
+                per_frame = share * full_per_frame
                 trim_s, _ = _timed(trim_file, src=full, dst=work / "x.vtok", max_tokens_per_frame=per_frame, force=True)
                 runs.append(measure(setting, work / "x.vtok", full_s + trim_s))
     for t in thresholds:
