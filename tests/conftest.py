@@ -23,3 +23,11 @@ def pytest_collection_modifyitems(config, items):
 def clip() -> Path:
     """A real 22-frame clip: 250x138 (not a multiple of 8), 30000/1001 fps, H.264 with AAC audio."""
     return DATA / "dog_250x138.mp4"
+
+
+def default_grid(height: int, width: int) -> tuple[int, int]:
+    """Token positions per block of the default model for a frame of this size."""
+    from vtok.weights import resolve
+
+    stride = resolve("vtok-fsq").config.stride
+    return -(-height // stride), -(-width // stride)

@@ -4,6 +4,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import default_grid
 from typer.testing import CliRunner
 
 from vtok.cli import app
@@ -40,10 +41,11 @@ def test_encode_inspect_decode_end_to_end(encoded, tmp_path):
     assert r.exit_code == 0, r.output
     s = json.loads(r.stdout)
     assert (s["width"], s["height"], s["frames"], s["rate"]) == (250, 138, 22, "30000/1001")
-    assert s["blocks"] == 6 and s["grid"] == [18, 32] and s["full_budget_tokens"] == 6 * 18 * 32
+    rows, cols = default_grid(138, 250)
+    assert s["blocks"] == 6 and s["grid"] == [rows, cols] and s["full_budget_tokens"] == 6 * rows * cols
     assert 0 < s["tokens"] < s["full_budget_tokens"] and s["savings"] > 1
     assert s["tokens"] == round(s["full_budget_tokens"] * (1 - s["rlt_share"] - s["elastic_share"]))
-    assert s["tokens_per_frame"]["full_budget"] == 18 * 32 / 4
+    assert s["tokens_per_frame"]["full_budget"] == rows * cols / 4
     assert s["checksums"] == "ok" and s["audio"] is True
     assert 0 < s["bits_per_pixel"] < 1 and s["compression_ratio"] > 24
     text = run("inspect", vt, "--plot", tmp_path / "tokens.png")
@@ -85,7 +87,8 @@ def test_full_budget_without_runs_stores_every_token(encoded, tmp_path):
     vt = tmp_path / "full.vtok"
     assert run("encode", clip, "-o", vt, "--threshold", "0", "--no-rlt", "--device", "cpu").exit_code == 0
     s = json.loads(run("inspect", vt, "--json").stdout)
-    assert s["tokens"] == s["full_budget_tokens"] == 6 * 18 * 32 and s["rlt_share"] == 0
+    rows, cols = default_grid(138, 250)
+    assert s["tokens"] == s["full_budget_tokens"] == 6 * rows * cols and s["rlt_share"] == 0
 
 
 def test_trimmed_file_is_smaller_and_decodes(encoded, tmp_path):

@@ -8,6 +8,7 @@ from conftest import DATA, GENERATE
 
 from vtok import ContainerError
 from vtok.container import FLAG_MISSED_THRESHOLD, MAGIC, Header, VtokReader, VtokWriter
+from vtok.order import tile_keep
 
 GOLDEN = DATA / "golden_v1.vtok"
 
@@ -229,3 +230,44 @@ def test_unknown_chunk_types_are_skipped(tmp_path):
     path.write_bytes(bytes(damaged))
     with pytest.raises(ContainerError):
         read_all(path)
+
+
+def test_fine_layout_with_keyframes_round_trips_and_chunks_start_at_keyframes(tmp_path):
+    h = small_header(width=70, height=40, frames=21, token_stride=4, levels=4, keyframe_interval=2)
+    rows, cols = h.grid
+    assert (rows, cols) == (10, 18) and h.tiles == (2, 3) and h.tokens_per_block == 180
+    rng = np.random.default_rng(0)
+    run = np.zeros((rows, cols), bool)
+    run[:4, :4] = True
+    path = tmp_path / "fine.vtok"
+    written = []
+    with VtokWriter(path, h, blocks_per_chunk=3) as w:  # rounded down to whole keyframe intervals: 2
+        for b in range(h.blocks):
+            if h.is_keyframe(b):
+                with pytest.raises(ValueError, match="keyframe"):
+                    w.write_block(np.zeros((rows, cols), np.int64), frames=4, run_mask=run)
+            levels = rng.integers(0, 4, h.tiles)
+            indices = rng.integers(0, 64000, (rows, cols))
+            mask = None if h.is_keyframe(b) else run
+            w.write_block(indices, frames=min(4, 21 - 4 * b), run_mask=mask, tile_levels=levels)
+            written.append((indices, mask, levels))
+        w.close()
+    with VtokReader(path) as r:
+        assert r.header == h and r.header.keyframe_interval == 2
+        assert all(int(e["first_block"]) % 2 == 0 for e in r._index)
+        previous = None
+        for block, (indices, mask, levels) in zip(r.blocks(), written, strict=True):
+            assert (block.tile_levels == levels).all()
+            stored = (mask is None or ~mask) & tile_keep(levels, rows, cols, 4)
+            assert block.codes.size == int(stored.sum())
+            previous = block.state(previous)
+            assert (previous.indices[stored] == indices[stored]).all()
+
+
+def test_first_layout_headers_keep_their_keys():
+    raw = small_header().to_bytes()
+    assert b"token_stride" not in raw and b"keyframe" not in raw
+    fine = small_header(token_stride=4, levels=4, keyframe_interval=8)
+    assert Header.from_bytes(fine.to_bytes()) == fine and b'"token_order":"levels-8x8"' in fine.to_bytes()
+    with pytest.raises(ContainerError, match="layout"):
+        small_header(token_stride=4, levels=3).check()

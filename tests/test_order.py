@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from vtok.order import TILE, position_levels, prefix_keep, prefix_order, tile_keep
+from vtok.order import TILE, level_tokens, position_levels, prefix_keep, prefix_order, tile_costs, tile_keep
 
 
 @pytest.mark.parametrize("rows,cols", [(1, 1), (4, 4), (5, 9), (18, 32), (45, 60)])
@@ -46,14 +46,26 @@ def test_shipped_model_decodes_any_prefix_and_quality_rises_with_tokens(clip):
 
     model = load_model(resolve("vtok-fsq"))
     frames = np.stack(list(read_frames(clip))[:8]).reshape(2, 4, 138, 250, 3)
-    x = to_model(frames, 8, "cpu")
+    x = to_model(frames, model.config.stride, "cpu")
     indices = model.encode(x)
     rows, cols = indices.shape[1:]
+    levels = model.config.levels
     assert torch.equal(model.decode(indices), model.decode(indices, torch.ones_like(indices, dtype=torch.bool)))
     psnr = []
     for share in (0.1, 0.25, 0.5, 1.0):
-        keep = torch.from_numpy(prefix_keep(round(share * rows * cols), rows, cols)).expand_as(indices)
+        keep = torch.from_numpy(prefix_keep(round(share * rows * cols), rows, cols, levels)).expand_as(indices)
         mse = (model.decode(indices, keep) - x).square().mean().item()
         psnr.append(10 * np.log10(4 / mse))
     assert all(a < b for a, b in zip(psnr, psnr[1:], strict=False)), psnr
     assert psnr[0] > 15, psnr  # a tenth of the tokens is still a picture, not noise
+
+
+def test_four_levels_make_tiles_of_1_4_16_64_tokens():
+    levels = position_levels(16, 16, 4)
+    assert [int((levels[:8, :8] <= k).sum()) for k in range(4)] == [1, 4, 16, 64]
+    assert level_tokens(64, 64, 4) == [64, 256, 1024, 4096]  # a 256x256 frame at stride 4
+    assert level_tokens(32, 32) == [64, 256, 1024]  # ... and at stride 8
+    order = prefix_order(16, 16, 4)
+    assert (np.diff(levels.reshape(-1)[order].astype(int)) >= 0).all()
+    assert tile_keep(np.array([[3, 0]]), 8, 16, 4).sum() == 64 + 1
+    assert tile_costs(np.zeros((8, 8), bool), 4)[:, 0, 0].tolist() == [1, 4, 16, 64]

@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+from conftest import default_grid
 from typer.testing import CliRunner
 
 from vtok.cli import app
@@ -19,5 +20,5 @@ def test_readme_python_example_runs(clip, tmp_path, monkeypatch):
         code = code.replace("        ...\n", "        seen.append(codes)\n")
         scope = {"seen": []}
         exec(compile(code, "README.md", "exec"), scope)
-        assert len(scope["seen"]) == 6 and scope["seen"][0].shape == (18, 32)
+        assert len(scope["seen"]) == 6 and scope["seen"][0].shape == default_grid(138, 250)
         assert scope["h"].frames == 22

@@ -1,14 +1,16 @@
 """Elastic budgets: for each block, the fewest tokens whose reconstruction keeps MSE under a threshold.
 
-The budget is a level per 32x32-pixel tile (vtok.order): 1, 4 or 16 tokens. One encode serves
-every budget; the search runs only the decoder, three passes per block at most:
+The budget is a level per 32x32-pixel tile (vtok.order): 1, 4 or 16 tokens (stride 8), or 1, 4,
+16 or 64 (stride 4). One encode serves every budget; the search runs only the decoder:
 1. decode at the full level everywhere. A block that misses the threshold even so is flagged and
    keeps the full budget: one pass, where a batched search would have spent two;
-2. decode at the lowest level everywhere; if that meets the threshold, it is the budget. Otherwise
-   the two passes give each tile's squared error at both levels (the middle level's is estimated
-   as their geometric mean), and tiles are raised greedily, most error removed per token first,
-   until the estimate is under a margin of the threshold;
+2. decode at the lowest level everywhere; if that meets the threshold, it is the budget. With four
+   levels, also decode one level below the full one. These passes give each tile's squared error
+   at the levels decoded (the others are estimated by geometric interpolation), and tiles are
+   raised greedily, most error removed per token first, until the estimate is under a margin of
+   the threshold;
 3. one more pass checks the chosen mix. If it misses, the block takes the full budget.
+With a model that has context, every pass sees the same context: the previous block as decoded.
 """
 
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from vtok.model import Tokenizer
-from vtok.order import LEVELS, TILE, tile_costs, tile_keep
+from vtok.order import tile_costs, tile_keep, tile_size
 
 __all__ = ["Budget", "choose_budget", "keep_for"]
 
@@ -27,25 +29,25 @@ MARGIN = 0.9  # aim under the threshold, so the check in pass 3 rarely fails
 
 @dataclass(frozen=True)
 class Budget:
-    tile_levels: np.ndarray  # int8 (tile rows, tile cols) in {0, 1, 2}
+    tile_levels: np.ndarray  # int8 (tile rows, tile cols) in 0..levels-1
     keep: torch.Tensor  # bool (rows, cols): what the decoder gets, runs included
     mse: float  # of the chosen reconstruction, pixels on [-1, 1], real pixels and frames only
     missed: bool  # the threshold is missed even at the full budget
     passes: int  # decoder passes spent
+    pixels: torch.Tensor | None = None  # float (1, 3, F, H', W'): the chosen reconstruction, if decoded
 
 
-def keep_for(tile_levels: torch.Tensor, run: torch.Tensor, run_keep: torch.Tensor) -> torch.Tensor:
+def keep_for(tile_levels: torch.Tensor, run: torch.Tensor, run_keep: torch.Tensor, levels: int = 3) -> torch.Tensor:
     """Decoder keep mask bool (rows, cols): runs keep what they had; fresh positions keep their tile's levels.
 
     tile_levels: int (tile rows, tile cols); run, run_keep: bool (rows, cols).
     """
-    fresh = tile_keep(tile_levels.cpu().numpy(), *run.shape)
+    fresh = tile_keep(tile_levels.cpu().numpy(), *run.shape, levels)
     return torch.where(run, run_keep, torch.from_numpy(fresh).to(run.device))
 
 
-def _tile_sums(err: torch.Tensor, tiles: tuple[int, int]) -> np.ndarray:
-    """Squared error (H, W) -> float64 (tile rows, tile cols), summed per 32x32 tile."""
-    px = TILE * 8
+def _tile_sums(err: torch.Tensor, tiles: tuple[int, int], px: int) -> np.ndarray:
+    """Squared error (H, W) -> float64 (tile rows, tile cols), summed per px x px tile."""
     h, w = err.shape
     padded = F.pad(err, (0, tiles[1] * px - w, 0, tiles[0] * px - h))
     return padded.reshape(tiles[0], px, tiles[1], px).sum((1, 3)).double().cpu().numpy()
@@ -54,25 +56,42 @@ def _tile_sums(err: torch.Tensor, tiles: tuple[int, int]) -> np.ndarray:
 def _greedy(errors: np.ndarray, costs: np.ndarray, target: float) -> np.ndarray:
     """Raise tile levels, most error removed per token first, until the error sum is under target.
 
-    errors: float (LEVELS, tr, tc) estimated squared-error sums; costs: int (LEVELS, tr, tc).
+    errors: float (L, tr, tc) estimated squared-error sums; costs: int (L, tr, tc), L levels.
     Returns int8 (tr, tc).
     """
+    n_levels = errors.shape[0]
     level = np.zeros(errors.shape[1:], np.int64)
     total = errors[0].sum()
-    flat_err, flat_cost = errors.reshape(LEVELS, -1), costs.reshape(LEVELS, -1)
+    flat_err, flat_cost = errors.reshape(n_levels, -1), costs.reshape(n_levels, -1)
     lv = level.reshape(-1)
     while total > target:
-        up = np.minimum(lv + 1, LEVELS - 1)
+        up = np.minimum(lv + 1, n_levels - 1)
         idx = np.arange(lv.size)
         gain = flat_err[lv, idx] - flat_err[up, idx]
         cost = np.maximum(flat_cost[up, idx] - flat_cost[lv, idx], 0) + 1e-3
-        score = np.where(lv < LEVELS - 1, gain / cost, -np.inf)
+        score = np.where(lv < n_levels - 1, gain / cost, -np.inf)
         best = int(np.argmax(score))
         if not np.isfinite(score[best]):
             break
         total -= gain[best]
         lv[best] += 1
     return level.astype(np.int8)
+
+
+def _interpolate(measured: dict[int, np.ndarray], n_levels: int) -> np.ndarray:
+    """Per-tile squared errors at every level, float (L, tr, tc): measured where decoded, geometric
+    interpolation between the nearest measured levels elsewhere."""
+    known = sorted(measured)
+    out = []
+    for k in range(n_levels):
+        if k in measured:
+            out.append(measured[k])
+            continue
+        lo = max(m for m in known if m < k)
+        hi = min(m for m in known if m > k)
+        t = (k - lo) / (hi - lo)
+        out.append(measured[lo] ** (1 - t) * measured[hi] ** t)
+    return np.stack(out)
 
 
 @torch.no_grad()
@@ -87,40 +106,55 @@ def choose_budget(
     height: int,
     width: int,
     threshold: float,
+    context: torch.Tensor | None = None,
 ) -> Budget:
     """Pick the budget of one block.
 
     x: float (1, 3, F, H', W') in [-1, 1], padded; indices: int (1, rows, cols), runs resolved;
-    run, run_keep: bool (rows, cols); frames, height, width: the real part of the block.
-    threshold <= 0 gives the full budget with no decoder pass.
+    run, run_keep: bool (rows, cols); frames, height, width: the real part of the block;
+    context: float (1, 3, H', W'), the previous block's last decoded frame, for a model with
+    context (None at a keyframe). threshold <= 0 gives the full budget with no decoder pass.
     """
+    n_levels = net.config.levels
     rows, cols = run.shape
-    tiles = (-(-rows // TILE), -(-cols // TILE))
-    full = torch.full(tiles, LEVELS - 1, dtype=torch.int64, device=x.device)
+    t = tile_size(n_levels)
+    tiles = (-(-rows // t), -(-cols // t))
+    px = t * net.config.stride
+    full = torch.full(tiles, n_levels - 1, dtype=torch.int64, device=x.device)
     if threshold <= 0:
-        return Budget(full.to(torch.int8).cpu().numpy(), keep_for(full, run, run_keep), 0.0, False, 0)
+        return Budget(full.to(torch.int8).cpu().numpy(), keep_for(full, run, run_keep, n_levels), 0.0, False, 0)
     real = x[0, :, :frames, :height, :width]
     n = real.numel()
+    passes = 0
 
-    def errors(y: torch.Tensor) -> torch.Tensor:  # (3, F, H', W') -> squared error (H, W) on real pixels
-        return (y[:, :frames, :height, :width] - real).square().sum((0, 1))
+    def decode(keep: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+        """One decoder pass -> (pixels (1, 3, F, H', W'), squared error per tile on real pixels)."""
+        nonlocal passes
+        passes += 1
+        y = net.decode(indices, keep[None], context)
+        err = (y[0, :, :frames, :height, :width] - real).square().sum((0, 1))
+        return y, _tile_sums(err, tiles, px)
 
-    low = torch.zeros_like(full)
-    full_keep = keep_for(full, run, run_keep)
-    e2 = _tile_sums(errors(net.decode(indices, full_keep[None])[0]), tiles)
-    mse2 = e2.sum() / n
-    if mse2 > threshold:
-        return Budget(full.to(torch.int8).cpu().numpy(), full_keep, float(mse2), True, 1)
-    low_keep = keep_for(low, run, run_keep)
-    e0 = _tile_sums(errors(net.decode(indices, low_keep[None])[0]), tiles)
-    mse0 = e0.sum() / n
-    if mse0 <= threshold:
-        return Budget(low.to(torch.int8).cpu().numpy(), low_keep, float(mse0), False, 2)
-    estimate = np.stack([e0, np.sqrt(e0 * e2), e2])
-    levels = _greedy(estimate, tile_costs(run.cpu().numpy()), MARGIN * threshold * n)
+    def at(level: int) -> torch.Tensor:
+        return keep_for(torch.full_like(full, level), run, run_keep, n_levels)
+
+    full_keep = at(n_levels - 1)
+    y_full, e_full = decode(full_keep)
+    mse_full = e_full.sum() / n
+    if mse_full > threshold:
+        return Budget(full.to(torch.int8).cpu().numpy(), full_keep, float(mse_full), True, passes, y_full)
+    low_keep = at(0)
+    y_low, e_low = decode(low_keep)
+    if e_low.sum() / n <= threshold:
+        return Budget(np.zeros(tiles, np.int8), low_keep, float(e_low.sum() / n), False, passes, y_low)
+    measured = {0: e_low, n_levels - 1: e_full}
+    if n_levels > 3:
+        measured[n_levels - 2] = decode(at(n_levels - 2))[1]
+    estimate = _interpolate(measured, n_levels)
+    levels = _greedy(estimate, tile_costs(run.cpu().numpy(), n_levels), MARGIN * threshold * n)
     chosen = torch.from_numpy(levels.astype(np.int64)).to(x.device)
-    keep = keep_for(chosen, run, run_keep)
-    mse = errors(net.decode(indices, keep[None])[0]).sum().item() / n
-    if mse <= threshold:
-        return Budget(levels, keep, mse, False, 3)
-    return Budget(full.to(torch.int8).cpu().numpy(), full_keep, float(mse2), False, 3)
+    keep = keep_for(chosen, run, run_keep, n_levels)
+    y, e = decode(keep)
+    if e.sum() / n <= threshold:
+        return Budget(levels, keep, float(e.sum() / n), False, passes, y)
+    return Budget(full.to(torch.int8).cpu().numpy(), full_keep, float(mse_full), False, passes, y_full)

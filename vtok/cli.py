@@ -201,8 +201,10 @@ def inspect(
         ),
         (
             "blocks",
-            f"{s['blocks']} of {s['block_frames']} frames, grid {s['grid'][0]}x{s['grid'][1]}, "
-            f"threshold {s['threshold']:g}, runs "
+            f"{s['blocks']} of {s['block_frames']} frames, grid {s['grid'][0]}x{s['grid'][1]} "
+            f"(one token per {s['token_stride']}x{s['token_stride']} pixels), "
+            + (f"a keyframe every {s['keyframe_interval']} blocks, " if s["keyframe_interval"] else "")
+            + f"threshold {s['threshold']:g}, runs "
             + (f"under {s['rlt_threshold'] * 255:.1f}/255" if s["rlt_threshold"] > 0 else "off"),
         ),
         (
@@ -213,7 +215,9 @@ def inspect(
         (
             "saved",
             f"{s['savings']:.2f}x fewer than the full budget: runs {100 * s['rlt_share']:.1f}%, "
-            f"elastic budget {100 * s['elastic_share']:.1f}% (tiles at levels 0/1/2: "
+            f"elastic budget {100 * s['elastic_share']:.1f}% (tiles at levels "
+            + "/".join(s["tile_levels"])
+            + ": "
             + "/".join(str(v) for v in s["tile_levels"].values())
             + ")",
         ),
@@ -380,17 +384,30 @@ def train(
             help="Folders or files of videos and images, or one windows .safetensors saved by --save-windows."
         ),
     ],
-    model: Annotated[str, typer.Option(help="Architecture to train: vtok-fsq or vtok-lfq.")] = "vtok-fsq",
+    model: Annotated[
+        str,
+        typer.Option(help="Architecture to train: vtok-fsq, vtok-lfq, or the first design, vtok-fsq-s8 / vtok-lfq-s8."),
+    ] = "vtok-fsq",
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for NAME.safetensors and manifest.json.")] = Path(
         "weights"
     ),
     steps: Annotated[int, typer.Option(help="Stop after this many steps.")] = 1_000_000,
     minutes: Annotated[float, typer.Option(help="Stop after this many minutes; the LR schedule spans it.")] = 30.0,
-    windows: Annotated[int, typer.Option(help="Training windows to sample from the sources.")] = 300,
-    save_windows: Annotated[Path | None, typer.Option(help="Save the sampled windows here.")] = None,
+    windows: Annotated[
+        int, typer.Option(help="Sample this many fixed windows up front; 0 draws fresh ones every step.", min=0)
+    ] = 0,
+    save_windows: Annotated[Path | None, typer.Option(help="Save the fixed windows here.")] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="Folder of decoded training frames [default: $VTOK_CACHE or ~/.cache/vtok/frames]."),
+    ] = None,
     batch: Annotated[int, typer.Option(help="Windows per step.")] = 16,
-    crop: Annotated[int, typer.Option(help="Training crop size in pixels (a multiple of 8).")] = 96,
+    crop: Annotated[int, typer.Option(help="Training crop size in pixels (a multiple of 32).")] = 96,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-3,
+    masks_after: Annotated[
+        float,
+        typer.Option(help="Share of the schedule at the full budget before random keep masks start.", min=0, max=1),
+    ] = 0.0,
     device: Annotated[str, typer.Option(help="cpu, cuda, or cuda:N.")] = "cpu",
     resume: Annotated[
         Path | None,
@@ -415,6 +432,8 @@ def train(
             device=device,
             resume=resume,
             log=_log,
+            cache=cache,
+            masks_after=masks_after,
         )
     print(f"{model}: {entry['file']} sha256 {entry['sha256']} {entry['metrics']}")
 

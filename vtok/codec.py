@@ -30,6 +30,7 @@ Progress = Callable[[int], None]  # called with the number of frames just finish
 
 # Pixels per forward pass, to bound memory: about four 256x256 blocks, or one 720p block.
 _BATCH_PIXELS = 4 * 1280 * 736
+KEYFRAME_INTERVAL = 8  # blocks (32 frames) between keyframes, for models with context
 
 
 @dataclass(frozen=True)
@@ -154,17 +155,23 @@ def encode_file(
         rlt_threshold=rlt_threshold,
         source=src.name,
         source_duration_s=info.duration_s,
+        token_stride=cfg.stride,
+        levels=cfg.levels,
+        keyframe_interval=KEYFRAME_INTERVAL if cfg.context else 0,
     )
     frames = tokens = flagged = passes = blocks = 0
     batch = _batch_blocks(info.width, info.height, cfg.frames)
-    tracker = RunTracker(rlt_threshold)
-    prev_indices = prev_keep = None
+    tracker = RunTracker(rlt_threshold, cfg.stride)
+    prev_indices = prev_keep = context = None
     with VtokWriter(dst, header) as writer, torch.inference_mode():
         for items in _batches(_blocks(read_frames(src), cfg.frames), batch):
             real = [n for _, n in items]
             x = to_model(np.stack([b for b, _ in items]), cfg.stride, device)
             codes = net.encode(x)
             for i, n in enumerate(real):
+                if header.is_keyframe(blocks):
+                    tracker.restart()
+                    context = None
                 run = tracker.update(x[i])
                 if prev_indices is None:
                     prev_indices, prev_keep = codes[i], torch.zeros_like(run)
@@ -179,7 +186,10 @@ def encode_file(
                     height=info.height,
                     width=info.width,
                     threshold=threshold,
+                    context=context,
                 )
+                if cfg.context and budget.pixels is not None:
+                    context = budget.pixels[:, :, -1]  # what the decoder will have for the next block
                 run_np = run.cpu().numpy()
                 writer.write_block(
                     indices.cpu().numpy(),
@@ -189,7 +199,7 @@ def encode_file(
                     flags=FLAG_MISSED_THRESHOLD if budget.missed else 0,
                 )
                 prev_indices, prev_keep = indices, budget.keep
-                tokens += int(stored_positions(run_np, budget.tile_levels).sum())
+                tokens += int(stored_positions(run_np, budget.tile_levels, cfg.levels).sum())
                 flagged += budget.missed
                 passes += budget.passes
                 blocks += 1
@@ -228,7 +238,8 @@ def model_for(header: Header, spec: str | None) -> ModelEntry:
     if entry.sha256 != header.model_sha256:
         raise ModelError(
             f"file was made by {header.model} with weights sha256 {header.model_sha256[:12]}…, "
-            f"but {entry.name} here has {entry.sha256[:12]}…"
+            f"but {entry.name} here has {entry.sha256[:12]}… (re-encode the source, or pass --model "
+            "with the weights that made it)"
         )
     return entry
 
@@ -271,11 +282,21 @@ def decode_file(
                 torch.inference_mode(),
             ):
                 batch = _batch_blocks(h.width, h.height, h.block_frames)
-                block = 0
+                block, context = 0, None
                 for states in _batches(reader.states(), batch):
                     indices = torch.from_numpy(np.stack([s.indices for s in states])).to(device)
                     keep = torch.from_numpy(np.stack([s.keep for s in states])).to(device)
-                    frames = to_frames(net.decode(indices, keep), h.height, h.width)
+                    if net.config.context:  # each block needs the one before it, decoded
+                        ys = []
+                        for j in range(len(states)):
+                            if h.is_keyframe(block + j):
+                                context = None
+                            ys.append(net.decode(indices[j : j + 1], keep[j : j + 1], context))
+                            context = ys[-1][:, :, -1]
+                        y = torch.cat(ys)
+                    else:
+                        y = net.decode(indices, keep)
+                    frames = to_frames(y, h.height, h.width)
                     for clip in frames:
                         real = min(h.block_frames, h.frames - block * h.block_frames)
                         for frame in clip[:real]:

@@ -15,7 +15,7 @@ import numpy as np
 import zstandard
 
 from vtok.errors import ContainerError, OutputError
-from vtok.order import TILE, prefix_order, tile_keep
+from vtok.order import prefix_order, tile_keep, tile_size
 
 __all__ = ["Header", "Block", "BlockState", "VtokReader", "VtokWriter", "MAGIC", "VERSION"]
 
@@ -29,7 +29,7 @@ MAX_CHUNK = 256 << 20
 MAX_BLOCKS_PER_CHUNK = 4096
 MAX_SIDE = 16384
 MAX_FRAMES = 1 << 31
-TOKEN_STRIDE = 8
+LAYOUTS = ((8, 3), (4, 4))  # (token stride, levels) the format knows
 
 _PREAMBLE = struct.Struct("<8sHHI")
 _CHUNK_HEAD = struct.Struct("<4sIQ")
@@ -64,11 +64,18 @@ class Header:
     rlt_threshold: float = 0.0
     source: str = ""
     source_duration_s: float = 0.0
+    token_stride: int = 8  # pixels per token side
+    levels: int = 3  # budget levels per tile (vtok.order)
+    keyframe_interval: int = 0  # blocks from one keyframe to the next; 0: only block 0 (models without context)
 
     @property
     def grid(self) -> tuple[int, int]:
         """Token positions per block: (rows, columns)."""
-        return math.ceil(self.height / TOKEN_STRIDE), math.ceil(self.width / TOKEN_STRIDE)
+        return math.ceil(self.height / self.token_stride), math.ceil(self.width / self.token_stride)
+
+    def is_keyframe(self, index: int) -> bool:
+        """Whether block `index` continues no runs and, for a model with context, is decoded without it."""
+        return index == 0 or (self.keyframe_interval > 0 and index % self.keyframe_interval == 0)
 
     @property
     def blocks(self) -> int:
@@ -76,9 +83,10 @@ class Header:
 
     @property
     def tiles(self) -> tuple[int, int]:
-        """Budget tiles per block: (rows, columns), each TILE x TILE token positions."""
+        """Budget tiles per block: (rows, columns), each T x T token positions (vtok.order)."""
         rows, cols = self.grid
-        return -(-rows // TILE), -(-cols // TILE)
+        t = tile_size(self.levels)
+        return -(-rows // t), -(-cols // t)
 
     @property
     def code_dtype(self) -> np.dtype:
@@ -102,7 +110,7 @@ class Header:
             "grid": list(self.grid),
             "threshold": float(self.threshold),
             "rlt_threshold": float(self.rlt_threshold),
-            "token_order": "levels-4x4",
+            "token_order": _token_order(self.levels),
             "width": self.width,
             "height": self.height,
             "frames": self.frames,
@@ -111,6 +119,8 @@ class Header:
             "source": self.source,
             "source_duration_s": float(self.source_duration_s),
         }
+        if (self.token_stride, self.levels, self.keyframe_interval) != (8, 3, 0):  # first-layout files keep their bytes
+            d |= {"token_stride": self.token_stride, "levels": self.levels, "keyframe_interval": self.keyframe_interval}
         return json.dumps(d, separators=(",", ":"), ensure_ascii=True).encode()
 
     @classmethod
@@ -132,13 +142,16 @@ class Header:
                 rlt_threshold=float(d["rlt_threshold"]),
                 source=str(d["source"]),
                 source_duration_s=float(d["source_duration_s"]),
+                token_stride=int(d.get("token_stride", 8)),
+                levels=int(d.get("levels", 3)),
+                keyframe_interval=int(d.get("keyframe_interval", 0)),
             )
         except (ValueError, KeyError, TypeError, IndexError, ZeroDivisionError) as e:
             raise ContainerError(f"header is malformed ({e.__class__.__name__}: {e})") from None
         header.check()
         if d.get("grid") != list(header.grid) or d.get("blocks") != header.blocks:
             raise ContainerError("header grid or block count disagrees with its size and frame count")
-        if d.get("token_order") != "levels-4x4":
+        if d.get("token_order") != _token_order(header.levels):
             raise ContainerError(f"unknown token order {d.get('token_order')!r}")
         if d.get("code_dtype") != _code_dtype(header.codebook_size):
             raise ContainerError("header code_dtype disagrees with its codebook size")
@@ -156,6 +169,15 @@ class Header:
             raise ContainerError(f"codebook size {self.codebook_size} is outside 2..2^32")
         if self.rate <= 0:
             raise ContainerError(f"frame rate {self.rate} is not positive")
+        if (self.token_stride, self.levels) not in LAYOUTS:
+            raise ContainerError(f"unknown token layout: stride {self.token_stride} with {self.levels} levels")
+        if not 0 <= self.keyframe_interval <= 1 << 16:
+            raise ContainerError(f"keyframe interval {self.keyframe_interval} is outside 0..65536")
+
+
+def _token_order(levels: int) -> str:
+    t = tile_size(levels)
+    return f"levels-{t}x{t}"
 
 
 @dataclass
@@ -164,8 +186,8 @@ class Block:
 
     run_mask: bool (rows, cols), True where the position continues a run: it reuses the previous
       block's code and keep state, and stores nothing.
-    tile_levels: int8 (tile rows, tile cols) in {0, 1, 2}: the budget. A fresh position is kept when
-      its level (vtok.order) is at most its tile's level; the decoder infills the others.
+    tile_levels: int8 (tile rows, tile cols) in 0..levels-1: the budget. A fresh position is kept
+      when its level (vtok.order) is at most its tile's level; the decoder infills the others.
     codes: uint (n_codes,): the codes of the kept fresh positions, in coarse-to-fine order.
     """
 
@@ -175,6 +197,7 @@ class Block:
     run_mask: np.ndarray
     tile_levels: np.ndarray
     codes: np.ndarray = field(repr=False)
+    levels: int = 3
 
     @property
     def missed_threshold(self) -> bool:
@@ -182,7 +205,7 @@ class Block:
 
     def fresh_keep(self) -> np.ndarray:
         """bool (rows, cols): the positions whose codes this block stores."""
-        return stored_positions(self.run_mask, self.tile_levels)
+        return stored_positions(self.run_mask, self.tile_levels, self.levels)
 
     def state(self, previous: "BlockState | None") -> "BlockState":
         """The decoder's input for this block: every position's code and whether it is kept."""
@@ -195,7 +218,7 @@ class Block:
             indices[self.run_mask] = previous.indices[self.run_mask]
             keep = keep | (self.run_mask & previous.keep)
         flat = indices.reshape(-1)
-        flat[_ordered(self.fresh_keep())] = self.codes
+        flat[_ordered(self.fresh_keep(), self.levels)] = self.codes
         return BlockState(indices, keep)
 
 
@@ -207,14 +230,14 @@ class BlockState:
     keep: np.ndarray
 
 
-def stored_positions(run_mask: np.ndarray, tile_levels: np.ndarray) -> np.ndarray:
+def stored_positions(run_mask: np.ndarray, tile_levels: np.ndarray, levels: int = 3) -> np.ndarray:
     """bool (rows, cols): fresh positions (not in a run) whose level is within their tile's budget."""
-    return ~run_mask & tile_keep(tile_levels, *run_mask.shape)
+    return ~run_mask & tile_keep(tile_levels, *run_mask.shape, levels)
 
 
-def _ordered(mask: np.ndarray) -> np.ndarray:
+def _ordered(mask: np.ndarray, levels: int) -> np.ndarray:
     """Flat indices of the True positions of mask (rows, cols), in coarse-to-fine order."""
-    order = prefix_order(*mask.shape)
+    order = prefix_order(*mask.shape, levels)
     return order[mask.reshape(-1)[order]]
 
 
@@ -237,7 +260,8 @@ class VtokWriter:
     def __init__(self, path: Path, header: Header, *, blocks_per_chunk: int = 16, level: int = 3):
         self.path = Path(path)
         self.header = header
-        self._per_chunk = blocks_per_chunk
+        k = header.keyframe_interval
+        self._per_chunk = blocks_per_chunk if k == 0 else k * max(1, blocks_per_chunk // k)  # chunks start at keyframes
         self._zstd = zstandard.ZstdCompressor(level=level, write_checksum=False, write_content_size=True)
         try:
             self._spool = tempfile.TemporaryFile(dir=self.path.parent, prefix=".vtok-spool-")
@@ -261,22 +285,23 @@ class VtokWriter:
 
         indices: int (rows, cols), the block's full code grid; only the stored positions are kept.
         run_mask: bool (rows, cols), positions that continue a run (default none).
-        tile_levels: int (tile rows, tile cols) in {0, 1, 2} (default 2: the full budget).
+        tile_levels: int (tile rows, tile cols) in 0..levels-1 (default levels-1: the full budget).
         """
-        rows, cols = self.header.grid
+        h = self.header
+        rows, cols = h.grid
         mask = np.zeros((rows, cols), bool) if run_mask is None else np.asarray(run_mask, bool)
-        levels = np.full(self.header.tiles, 2, np.int8) if tile_levels is None else np.asarray(tile_levels, np.int8)
+        levels = np.full(h.tiles, h.levels - 1, np.int8) if tile_levels is None else np.asarray(tile_levels, np.int8)
         indices = np.asarray(indices)
         if indices.shape != (rows, cols) or mask.shape != (rows, cols) or levels.shape != self.header.tiles:
             raise ValueError(f"block {self._next_block}: grids must be {rows}x{cols} and tiles {self.header.tiles}")
-        if levels.min() < 0 or levels.max() > 2:
-            raise ValueError(f"block {self._next_block}: tile levels outside 0..2")
-        if self._next_block == 0 and mask.any():
-            raise ValueError("block 0 cannot continue runs")
-        codes = indices.reshape(-1)[_ordered(stored_positions(mask, levels))]
+        if levels.min() < 0 or levels.max() > h.levels - 1:
+            raise ValueError(f"block {self._next_block}: tile levels outside 0..{h.levels - 1}")
+        if h.is_keyframe(self._next_block) and mask.any():
+            raise ValueError(f"block {self._next_block} is a keyframe and cannot continue runs")
+        codes = indices.reshape(-1)[_ordered(stored_positions(mask, levels, h.levels), h.levels)]
         if codes.size and (codes.min() < 0 or codes.max() >= self.header.codebook_size):
             raise ValueError(f"block {self._next_block}: codes outside [0, {self.header.codebook_size})")
-        block = Block(self._next_block, frames, flags, mask, levels, codes.astype(self.header.code_dtype))
+        block = Block(self._next_block, frames, flags, mask, levels, codes.astype(h.code_dtype), h.levels)
         self._pending.append(block)
         self._next_block += 1
         if len(self._pending) >= self._per_chunk:
@@ -500,22 +525,22 @@ class VtokReader:
             bits = np.frombuffer(raw, np.uint8, count=mask_bytes, offset=masks_at + j * mask_bytes)
             mask = np.unpackbits(bits, count=rows * cols).astype(bool).reshape(rows, cols)
             levels = np.frombuffer(raw, np.int8, count=n_tiles, offset=levels_at + j * n_tiles).reshape(h.tiles)
-            if levels.min() < 0 or levels.max() > 2:
-                raise self._fail(f"block {index} has tile levels outside 0..2")
+            if levels.min() < 0 or levels.max() > h.levels - 1:
+                raise self._fail(f"block {index} has tile levels outside 0..{h.levels - 1}")
             n_codes = int(rec["n_codes"])
             codes = np.frombuffer(raw, h.code_dtype, count=n_codes, offset=codes_at)
             codes_at += n_codes * h.code_dtype.itemsize
             full = h.block_frames if index < h.blocks - 1 else h.frames - (h.blocks - 1) * h.block_frames
             if rec["frames"] != full or rec["reserved"] != 0:
                 raise self._fail(f"block {index} record is inconsistent with the header")
-            stored = int(stored_positions(mask, levels).sum())
+            stored = int(stored_positions(mask, levels, h.levels).sum())
             if n_codes != stored:
                 raise self._fail(f"block {index} has {n_codes} codes for {stored} positions")
-            if index == 0 and mask.any():
-                raise self._fail("block 0 continues runs")
+            if h.is_keyframe(index) and mask.any():
+                raise self._fail(f"block {index} is a keyframe but continues runs")
             if n_codes and int(codes.max()) >= h.codebook_size:
                 raise self._fail(f"block {index} has codes outside the codebook")
-            blocks.append(Block(index, int(rec["frames"]), int(rec["flags"]), mask, levels, codes))
+            blocks.append(Block(index, int(rec["frames"]), int(rec["flags"]), mask, levels, codes, h.levels))
         return blocks
 
     def blocks(self) -> Iterator[Block]:

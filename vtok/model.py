@@ -2,12 +2,17 @@
 
 A block of F frames (default 4) is folded into channels by a space-to-depth stem, so the heavy
 convolutions run at 1/4 and 1/8 of the resolution: cheap on a CPU. Each block is encoded from its
-own frames only, so the model is causal in time at block granularity, and any height and width
-that are multiples of `stride` work. One token covers F x 8 x 8 pixels.
+own frames only, so the codes never depend on the budget or on earlier blocks: one encode serves
+every budget, and any height and width that are multiples of `stride` work.
 
-The decoder also takes a keep mask: it infills the positions whose tokens were dropped, so a
-prefix of the coarse-to-fine order (vtok.order) decodes to a usable picture. The codes never
-depend on the budget: one encode serves every budget.
+Two layouts:
+- stride 8 (the first models): one token covers F x 8 x 8 pixels, 3 levels of budget;
+- stride 4: one token covers F x 4 x 4 pixels, 4 levels (up to 1,024 tokens per 256x256 frame).
+  Its decoder runs at 1/4 resolution with a 1/8 branch, whose wider view infills coarse prefixes.
+
+The decoder takes a keep mask and infills the positions whose tokens were dropped, so a prefix of
+the coarse-to-fine order (vtok.order) decodes to a usable picture. With `context`, it also sees
+the last decoded frame of the previous block, as a real decoder has it (none at a keyframe).
 """
 
 from dataclasses import asdict, dataclass, field
@@ -32,11 +37,13 @@ class ModelConfig:
     latent_width: int = 256  # channels at 1/8 resolution
     encoder_depth: int = 2  # residual blocks per encoder stage
     decoder_depth: int = 3  # residual blocks per decoder stage: decoding quality pays most
+    stride: int = 8  # pixels per token side (8 or 4); inputs are padded to a multiple of it
+    levels: int = 3  # budget levels per 32x32 tile (vtok.order): 3 at stride 8, 4 at stride 4
+    context: bool = False  # the decoder sees the previous block's last decoded frame
 
-    @property
-    def stride(self) -> int:
-        """Spatial size of one token in pixels; inputs are padded to a multiple of it."""
-        return 8
+    def __post_init__(self) -> None:
+        if (self.stride, self.levels) not in ((8, 3), (4, 4)):
+            raise ValueError(f"unsupported layout: stride {self.stride} with {self.levels} levels")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,9 +55,14 @@ class ModelConfig:
 
 
 # Named architectures that `vtok train` can build from scratch.
+_FINE = {"width": 128, "latent_width": 256, "encoder_depth": 2, "decoder_depth": 2, "stride": 4, "levels": 4}
 ARCHITECTURES: dict[str, ModelConfig] = {
-    "vtok-fsq": ModelConfig(),
-    "vtok-lfq": ModelConfig(quantizer={"kind": "lfq", "bits": 16}),
+    "vtok-fsq": ModelConfig(**_FINE),
+    "vtok-lfq": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 16}),
+    # candidates that lost the equal-compute comparison (benchmarks/results/architectures.md)
+    "vtok-fsq-context": ModelConfig(**_FINE, context=True),
+    "vtok-fsq-s8": ModelConfig(),  # the first design: one token per 4x8x8 pixels
+    "vtok-lfq-s8": ModelConfig(quantizer={"kind": "lfq", "bits": 16}),
 }
 
 
@@ -78,11 +90,39 @@ class _ResBlock(nn.Module):
         return x + self.conv2(F.silu(self.norm2(self.conv1(F.silu(self.norm1(x))))))
 
 
+class _FineDecoder(nn.Module):
+    """Stride-4 decoder: features at 1/4 resolution plus a 1/8 branch for a wider view.
+
+    (B, C_in, h, w) -> (B, 3 * F * 16, h, w), to be unfolded by pixel_shuffle(4).
+    """
+
+    def __init__(self, c_in: int, c: int, lc: int, depth: int, stem: int):
+        super().__init__()
+        self.inp = nn.Conv2d(c_in, c, 3, padding=1)
+        self.low = nn.Sequential(
+            nn.Conv2d(c, lc, 2, stride=2),
+            *[_ResBlock(lc) for _ in range(depth)],
+            _ChannelNorm(lc),
+            nn.SiLU(),
+            nn.Conv2d(lc, 4 * c, 1),
+            nn.PixelShuffle(2),
+        )
+        self.high = nn.Sequential(
+            *[_ResBlock(c) for _ in range(depth)], _ChannelNorm(c), nn.SiLU(), nn.Conv2d(c, stem, 1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.inp(x)
+        h, w = y.shape[-2:]
+        low = self.low(F.pad(y, (0, w % 2, 0, h % 2), mode="replicate"))[..., :h, :w]
+        return self.high(y + low)
+
+
 class Tokenizer(nn.Module):
     """Encoder, quantizer and decoder.
 
     Pixels are float32 (B, 3, F, H, W) in [-1, 1] with H and W multiples of `config.stride`.
-    Token indices are int64 (B, H/8, W/8) in [0, codebook_size).
+    Token indices are int64 (B, H/s, W/s) in [0, codebook_size), s = config.stride.
     """
 
     def __init__(self, config: ModelConfig):
@@ -91,6 +131,20 @@ class Tokenizer(nn.Module):
         self.quantizer = make_quantizer(config.quantizer)
         c, lc, stem = config.width, config.latent_width, 3 * config.frames * 16
         de, dd = config.encoder_depth, config.decoder_depth
+        dim = self.quantizer.dim
+        if config.stride == 4:
+            self.encoder = nn.Sequential(
+                nn.Conv2d(stem, c, 1),
+                *[_ResBlock(c) for _ in range(de)],
+                _ChannelNorm(c),
+                nn.SiLU(),
+                nn.Conv2d(c, dim, 1),
+            )
+            context = 3 * 16 + 1 if config.context else 0  # the unfolded frame, and a flag: "has context"
+            self.decoder = _FineDecoder(dim + 1 + context, c, lc, dd, stem)
+            return
+        if config.context:
+            raise ValueError("context needs the stride-4 layout")
         self.encoder = nn.Sequential(
             nn.Conv2d(stem, c, 1),
             *[_ResBlock(c) for _ in range(de)],
@@ -118,24 +172,37 @@ class Tokenizer(nn.Module):
         return self.quantizer.codebook_size
 
     def latent(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, 3, F, H, W) in [-1, 1] -> unquantized latent (B, D, H/8, W/8)."""
+        """x (B, 3, F, H, W) in [-1, 1] -> unquantized latent (B, D, H/s, W/s), s = config.stride."""
         b, _, f, h, w = x.shape
         return self.encoder(F.pixel_unshuffle(x.reshape(b, 3 * f, h, w), 4))
 
-    def pixels(self, zq: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
-        """Quantized latent (B, D, h, w) -> pixels (B, 3, F, 8h, 8w), roughly in [-1, 1] (not clamped).
+    def pixels(
+        self, zq: torch.Tensor, keep: torch.Tensor | None = None, context: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Quantized latent (B, D, h, w) -> pixels (B, 3, F, s*h, s*w), roughly in [-1, 1] (not clamped).
 
         keep: bool (B, h, w), False where a token was dropped and must be infilled; None keeps all.
+        context: float (B, 3, s*h, s*w) in [-1, 1], the previous block's last decoded frame; None at
+          a keyframe. Ignored (must be None) by models without context.
         """
         if keep is None:
             keep = torch.ones_like(zq[:, :1], dtype=torch.bool)[:, 0]
         k = keep.unsqueeze(1).to(zq.dtype)
-        y = F.pixel_shuffle(self.decoder(torch.cat([zq * k, k], 1)), 4)
+        parts = [zq * k, k]
+        if self.config.context:
+            b, _, h, w = zq.shape
+            if context is None:
+                parts += [zq.new_zeros(b, 48, h, w), zq.new_zeros(b, 1, h, w)]
+            else:
+                parts += [F.pixel_unshuffle(context.to(zq.dtype), 4), zq.new_ones(b, 1, h, w)]
+        elif context is not None:
+            raise ValueError("this model takes no context")
+        y = F.pixel_shuffle(self.decoder(torch.cat(parts, 1)), 4)
         b, _, h, w = y.shape
         return y.reshape(b, 3, self.config.frames, h, w)
 
     def forward(
-        self, x: torch.Tensor, keep: torch.Tensor | None = None
+        self, x: torch.Tensor, keep: torch.Tensor | None = None, context: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (B, 3, F, H, W) -> (reconstruction like x, latent z before quantization, indices).
 
@@ -143,21 +210,24 @@ class Tokenizer(nn.Module):
         """
         z = self.latent(x).float()
         zq, indices = self.quantizer(z)
-        return self.pixels(zq, keep), z, indices
+        return self.pixels(zq, keep, context), z, indices
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, 3, F, H, W) in [-1, 1] -> indices int64 (B, H/8, W/8); fused kernels on CUDA (vtok.kernels)."""
+        """x (B, 3, F, H, W) in [-1, 1] -> indices int64 (B, H/s, W/s); fused kernels on CUDA (vtok.kernels)."""
         z = self.latent(x).float()
         if self.config.quantizer["kind"] == "fsq":
             return kernels.fsq_indices(z, self.quantizer.levels).long()
         return kernels.lfq_indices(z).long()
 
     @torch.no_grad()
-    def decode(self, indices: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
-        """indices int (B, h, w) -> pixels float32 (B, 3, F, 8h, 8w) clamped to [-1, 1].
+    def decode(
+        self, indices: torch.Tensor, keep: torch.Tensor | None = None, context: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """indices int (B, h, w) -> pixels float32 (B, 3, F, s*h, s*w) clamped to [-1, 1].
 
         keep: bool (B, h, w), False at positions to infill (their indices are ignored); None keeps all.
+        context: as in `pixels`.
         """
         zq = self.quantizer.dequantize(indices, dtype=next(self.parameters()).dtype)
-        return self.pixels(zq, keep).clamp(-1, 1)
+        return self.pixels(zq, keep, context).float().clamp(-1, 1)

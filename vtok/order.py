@@ -1,27 +1,46 @@
 """The coarse-to-fine order of the tokens in a block, so that any prefix decodes to a usable picture.
 
-Token positions form a grid (rows, cols), one per 8x8 pixels. Each position has a level:
-0 where row and column are both multiples of 4 (one per 32x32-pixel tile), 1 where both are
-even (three more per tile), and 2 elsewhere (the remaining twelve). Tokens are ordered by level,
-and within a level by a bit-reversed Morton code, so a partial level is spread evenly over the
-frame instead of filling it from the top. The decoder infills the positions a prefix leaves out.
+Token positions form a grid (rows, cols), one per `stride` x `stride` pixels. With L levels, a
+budget tile is T x T positions, T = 2^(L-1) (32 x 32 pixels for both shipped layouts: stride 8
+with 3 levels, stride 4 with 4 levels). A position's level is 0 where row and column are both
+multiples of T (one per tile), 1 where both are multiples of T/2 (three more per tile), and so on,
+down to L-1 elsewhere. Tokens are ordered by level, and within a level by a bit-reversed Morton
+code, so a partial level is spread evenly over the frame instead of filling it from the top. The
+decoder infills the positions a prefix leaves out.
 """
 
 import numpy as np
 
-__all__ = ["LEVELS", "TILE", "position_levels", "prefix_order", "prefix_keep", "tile_keep", "tile_costs"]
+__all__ = [
+    "LEVELS",
+    "TILE",
+    "tile_size",
+    "position_levels",
+    "prefix_order",
+    "prefix_keep",
+    "tile_keep",
+    "tile_costs",
+    "level_tokens",
+]
 
-LEVELS = 3
-TILE = 4  # positions per tile side: the span of one level-0 token
+LEVELS = 3  # levels of the original layout (stride 8); models give their own
+TILE = 4  # positions per tile side at LEVELS levels
 
 
-def position_levels(rows: int, cols: int) -> np.ndarray:
-    """Level of each position: uint8 (rows, cols) in {0, 1, 2}."""
+def tile_size(levels: int) -> int:
+    """Positions per tile side: the span of one level-0 token."""
+    return 1 << (levels - 1)
+
+
+def position_levels(rows: int, cols: int, levels: int = LEVELS) -> np.ndarray:
+    """Level of each position: uint8 (rows, cols) in 0..levels-1."""
     r = np.arange(rows)[:, None]
     c = np.arange(cols)[None, :]
-    even = (r % 2 == 0) & (c % 2 == 0)
-    quad = (r % 4 == 0) & (c % 4 == 0)
-    return (2 - even.astype(np.uint8) - quad.astype(np.uint8)).astype(np.uint8)
+    out = np.full((rows, cols), levels - 1, np.uint8)
+    for k in range(1, levels):  # multiples of 2^k sit one level coarser than multiples of 2^(k-1)
+        step = 1 << k
+        out -= ((r % step == 0) & (c % step == 0)).astype(np.uint8)
+    return out
 
 
 def _spread_key(rows: int, cols: int) -> np.ndarray:
@@ -37,40 +56,48 @@ def _spread_key(rows: int, cols: int) -> np.ndarray:
     return reversed_
 
 
-def prefix_order(rows: int, cols: int) -> np.ndarray:
+def prefix_order(rows: int, cols: int, levels: int = LEVELS) -> np.ndarray:
     """Flat row-major position indices int64 (rows * cols,), coarse to fine."""
-    levels = position_levels(rows, cols).reshape(-1)
-    return np.lexsort((_spread_key(rows, cols).reshape(-1), levels))
+    lv = position_levels(rows, cols, levels).reshape(-1)
+    return np.lexsort((_spread_key(rows, cols).reshape(-1), lv))
 
 
-def prefix_keep(n: int, rows: int, cols: int) -> np.ndarray:
+def prefix_keep(n: int, rows: int, cols: int, levels: int = LEVELS) -> np.ndarray:
     """Which positions the first `n` tokens in order cover: bool (rows, cols)."""
     keep = np.zeros(rows * cols, bool)
-    keep[prefix_order(rows, cols)[:n]] = True
+    keep[prefix_order(rows, cols, levels)[:n]] = True
     return keep.reshape(rows, cols)
 
 
-def tile_keep(tile_levels: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """Positions kept when each TILE x TILE tile keeps the tokens up to its level.
+def level_tokens(rows: int, cols: int, levels: int = LEVELS) -> list[int]:
+    """Tokens a block holds when every tile keeps levels 0..k, for each k: the natural budgets."""
+    lv = position_levels(rows, cols, levels)
+    return [int((lv <= k).sum()) for k in range(levels)]
 
-    tile_levels: int (ceil(rows / TILE), ceil(cols / TILE)) in {-1, 0, 1, 2}; -1 keeps none.
+
+def tile_keep(tile_levels: np.ndarray, rows: int, cols: int, levels: int = LEVELS) -> np.ndarray:
+    """Positions kept when each tile keeps the tokens up to its level.
+
+    tile_levels: int (ceil(rows / T), ceil(cols / T)) in -1..levels-1; -1 keeps none.
     Returns bool (rows, cols).
     """
-    per_position = np.repeat(np.repeat(tile_levels, TILE, 0), TILE, 1)[:rows, :cols]
-    return position_levels(rows, cols) <= per_position
+    t = tile_size(levels)
+    per_position = np.repeat(np.repeat(tile_levels, t, 0), t, 1)[:rows, :cols]
+    return position_levels(rows, cols, levels) <= per_position
 
 
-def tile_costs(run_mask: np.ndarray) -> np.ndarray:
-    """Tokens each tile stores at each level: int64 (LEVELS, tile rows, tile cols).
+def tile_costs(run_mask: np.ndarray, levels: int = LEVELS) -> np.ndarray:
+    """Tokens each tile stores at each level: int64 (levels, tile rows, tile cols).
 
     run_mask: bool (rows, cols); positions that continue a run store nothing at any level.
     """
     rows, cols = run_mask.shape
-    tiles = (-(-rows // TILE), -(-cols // TILE))
-    levels = position_levels(rows, cols)
-    pad = ((0, tiles[0] * TILE - rows), (0, tiles[1] * TILE - cols))
-    out = np.zeros((LEVELS, *tiles), np.int64)
-    for k in range(LEVELS):
-        counted = np.pad(~run_mask & (levels <= k), pad)
-        out[k] = counted.reshape(tiles[0], TILE, tiles[1], TILE).sum((1, 3))
+    t = tile_size(levels)
+    tiles = (-(-rows // t), -(-cols // t))
+    lv = position_levels(rows, cols, levels)
+    pad = ((0, tiles[0] * t - rows), (0, tiles[1] * t - cols))
+    out = np.zeros((levels, *tiles), np.int64)
+    for k in range(levels):
+        counted = np.pad(~run_mask & (lv <= k), pad)
+        out[k] = counted.reshape(tiles[0], t, tiles[1], t).sum((1, 3))
     return out

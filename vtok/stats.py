@@ -21,12 +21,12 @@ def inspect_file(*, path: Path) -> dict:
     path = Path(path)
     with VtokReader(path) as reader:
         h = reader.header
-        codes, frames, runs, flagged, level_counts = [], [], [], [], np.zeros(3, np.int64)
+        codes, frames, runs, flagged, level_counts = [], [], [], [], np.zeros(h.levels, np.int64)
         for block in reader.blocks():
             codes.append(block.codes.size)
             frames.append(block.frames)
             runs.append(int(block.run_mask.sum()))
-            level_counts += np.bincount(block.tile_levels.reshape(-1), minlength=3)
+            level_counts += np.bincount(block.tile_levels.reshape(-1), minlength=h.levels)
             if block.missed_threshold:
                 flagged.append(block.index)
         audio = reader.audio()
@@ -53,6 +53,8 @@ def inspect_file(*, path: Path) -> dict:
         "block_frames": h.block_frames,
         "blocks": h.blocks,
         "grid": list(h.grid),
+        "token_stride": h.token_stride,
+        "keyframe_interval": h.keyframe_interval,
         "threshold": h.threshold,
         "rlt_threshold": h.rlt_threshold,
         "source": h.source,

@@ -1,8 +1,12 @@
 """Train a tokenizer on folders of videos and images: `vtok train`.
 
-Training samples are windows of F frames cropped from the sources once, up front, and kept in
-memory as uint8 (N, F, S, S, 3). They can be saved to one safetensors file and trained on
-elsewhere, for example on a GPU machine that has no PyAV.
+From folders, every step draws fresh windows from a frame cache (vtok.samples), and the last tenth
+of each video is held out for the logged figures. Fixed windows can also be sampled once and saved
+to one safetensors file, to train elsewhere, for example on a machine that has no PyAV.
+
+A model with temporal context trains on pairs of consecutive blocks: the first is decoded as a
+keyframe at a random budget, and its last decoded frame is the context of the second, so the
+model learns to live with a poorer context as well as a good one.
 """
 
 import hashlib
@@ -23,21 +27,11 @@ from safetensors.torch import load_file, save_file
 
 from vtok.errors import MediaError, VtokError
 from vtok.model import ARCHITECTURES, ModelConfig, Tokenizer
-from vtok.order import LEVELS, TILE, position_levels, prefix_keep, prefix_order
+from vtok.order import position_levels, prefix_keep, prefix_order, tile_size
+from vtok.samples import VIDEO_SUFFIXES, WindowSampler, build_cache
+from vtok.samples import sources as _sources
 
-__all__ = ["sample_windows", "train_model", "TrainResult"]
-
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v"}
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
-
-
-def _sources(paths: list[Path]) -> tuple[list[Path], list[Path]]:
-    files: list[Path] = []
-    for p in paths:
-        files += sorted(p.rglob("*")) if p.is_dir() else [p]
-    videos = [f for f in files if f.suffix.lower() in VIDEO_SUFFIXES]
-    images = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
-    return videos, images
+__all__ = ["sample_windows", "train_model", "TrainResult", "FixedWindows", "VIDEO_SUFFIXES"]
 
 
 def _crop(frames: np.ndarray, size: int, rng: random.Random) -> np.ndarray | None:
@@ -135,43 +129,59 @@ def _psnr(mse: float) -> float:
     return 10 * math.log10(4.0 / max(mse, 1e-12))  # pixels span [-1, 1]: peak-to-peak 2
 
 
-def _batch(windows: torch.Tensor, idx: torch.Tensor, crop: int, gen: torch.Generator) -> torch.Tensor:
-    """uint8 windows (N, F, S, S, 3) -> float (B, 3, F, crop, crop) in [-1, 1], randomly flipped."""
-    x = windows[idx]
-    s = x.shape[2]
-    y0, x0 = (int(v) for v in torch.randint(0, s - crop + 1, (2,), generator=gen))
-    x = x[:, :, y0 : y0 + crop, x0 : x0 + crop].permute(0, 4, 1, 2, 3).float() / 127.5 - 1
-    if torch.rand((), generator=gen) < 0.5:
-        x = x.flip(-1)
-    if torch.rand((), generator=gen) < 0.5:
-        x = x.flip(2)  # blocks are encoded independently, so time-reversed clips are fair samples
-    return x
+class FixedWindows:
+    """Windows sampled once (uint8 (N, F, S, S, 3)), served as random crops, flipped at random."""
+
+    def __init__(self, windows: np.ndarray, *, size: int, seed: int = 0):
+        if windows.shape[2] < size or windows.shape[3] < size:
+            raise VtokError(f"windows of {windows.shape[2]}x{windows.shape[3]} pixels are smaller than crop {size}")
+        self.windows, self.size, self.frames = windows, size, windows.shape[1]
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, n: int) -> np.ndarray:
+        """uint8 (n, F, size, size, 3)."""
+        s = self.size
+        idx = self.rng.integers(0, len(self.windows), n)
+        y0, x0 = (
+            self.rng.integers(0, self.windows.shape[2] - s + 1),
+            self.rng.integers(0, self.windows.shape[3] - s + 1),
+        )
+        x = self.windows[idx, :, y0 : y0 + s, x0 : x0 + s]
+        return x[:, :, :, ::-1] if self.rng.random() < 0.5 else x
+
+
+def _to_float(x: np.ndarray | torch.Tensor, device: str) -> torch.Tensor:
+    """uint8 (B, F, S, S, 3) -> float32 (B, 3, F, S, S) in [-1, 1]."""
+    x = torch.as_tensor(np.ascontiguousarray(x)).to(device)
+    return x.permute(0, 4, 1, 2, 3).float() / 127.5 - 1
 
 
 class _MaskSampler:
     """Random keep masks bool (B, h, w) for training the decoder to infill dropped tokens.
 
     A third of the samples keep everything, a third keep a random prefix of the coarse-to-fine
-    order (from 1/16 of the tokens up), and a third give each tile a random level, as the
+    order (from one token per tile up), and a third give each tile a random level, as the
     per-tile elastic budget does.
     """
 
-    def __init__(self, h: int, w: int, device: str):
+    def __init__(self, h: int, w: int, device: str, levels: int = 3):
         self.n = h * w
+        self.n_levels, self.tile = levels, tile_size(levels)
         rank = np.empty(self.n, np.int64)
-        rank[prefix_order(h, w)] = np.arange(self.n)
+        rank[prefix_order(h, w, levels)] = np.arange(self.n)
         self.rank = torch.from_numpy(rank.reshape(h, w)).to(device)
-        self.levels = torch.from_numpy(position_levels(h, w).astype(np.int64)).to(device)
-        self.tiles = (-(-h // TILE), -(-w // TILE))
+        self.levels = torch.from_numpy(position_levels(h, w, levels).astype(np.int64)).to(device)
+        self.tiles = (-(-h // self.tile), -(-w // self.tile))
 
     def __call__(self, b: int, gen: torch.Generator) -> torch.Tensor:
         h, w = self.rank.shape
         device = self.rank.device
         mode = torch.randint(0, 3, (b,), generator=gen).to(device)
-        n = torch.randint(max(1, self.n // 16), self.n + 1, (b,), generator=gen).to(device)
+        n = torch.randint(max(1, self.n // self.tile**2), self.n + 1, (b,), generator=gen).to(device)
         prefix = self.rank.unsqueeze(0) < n.view(b, 1, 1)
-        tile_levels = torch.randint(0, LEVELS, (b, *self.tiles), generator=gen).to(device)
-        per_position = tile_levels.repeat_interleave(TILE, 1).repeat_interleave(TILE, 2)[:, :h, :w]
+        tile_levels = torch.randint(0, self.n_levels, (b, *self.tiles), generator=gen).to(device)
+        t = self.tile
+        per_position = tile_levels.repeat_interleave(t, 1).repeat_interleave(t, 2)[:, :h, :w]
         tiles = self.levels.unsqueeze(0) <= per_position
         full = torch.ones_like(prefix)
         m = mode.view(b, 1, 1)
@@ -226,35 +236,69 @@ def _load_optimizer_state(opt: torch.optim.Optimizer, model: Tokenizer, state: d
         }
 
 
+def _blocks_forward(
+    model: Tokenizer, x: torch.Tensor, keeps: list[torch.Tensor]
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Code and decode the consecutive blocks of x (B, 3, n*F, S, S), each with its keep mask.
+
+    The first block is a keyframe; with context, each later block sees the last frame the previous
+    one decoded to (no gradient flows back through it, as none would at run time). Returns the
+    reconstructions, each (B, 3, F, S, S), and the latents of every block (n*B, D, h, w).
+    """
+    f = model.config.frames
+    n = x.shape[2] // f
+    blocks = torch.cat([x[:, :, i * f : (i + 1) * f] for i in range(n)])
+    z = model.latent(blocks).float()
+    zq, _ = model.quantizer(z)
+    out, context = [], None
+    for i, part in enumerate(zq.chunk(n)):
+        y = model.pixels(part, keeps[i], context)
+        out.append(y)
+        if model.config.context:
+            context = y[:, :, -1].detach().float().clamp(-1, 1)
+    return out, z
+
+
 def train_model(
-    windows: np.ndarray,
+    sampler,
     *,
     config: ModelConfig,
     steps: int,
     minutes: float,
     batch: int = 16,
-    crop: int = 96,
     lr: float = 1e-3,
     device: str = "cpu",
     seed: int = 0,
+    val: np.ndarray | None = None,
     init: dict | None = None,
     checkpoint: Path | None = None,
+    masks_after: float = 0.0,
     log: Callable[[str], None] = print,
 ) -> TrainResult:
-    """Train on uint8 windows (N, F, S, S, 3) until `steps` or `minutes` run out, whichever first.
+    """Train until `steps` or `minutes` run out, whichever first.
 
-    The learning rate follows a cosine over that budget. One window in twenty (at most 32) is held out for the
-    figures that are logged. On CUDA the forward pass runs under bf16 autocast. `init` is a state
-    dict to start from: plain weights (fine-tuning), or a checkpoint written to `checkpoint`, which
-    also restores the optimizer and the place in the schedule (resuming).
+    sampler: has `batch(n)` -> uint8 windows (n, frames, S, S, 3), frames = F (one block) or 2F
+      (two consecutive blocks, needed by a model with context); S a multiple of 32.
+    val: held-out uint8 windows of the same frame count for the logged figures; default: one batch
+      drawn from the sampler up front.
+    masks_after: the share of the schedule (0 to 1) trained at the full budget before random keep
+      masks start (they cost 1 dB or more at the full budget early on; TRAINING.md).
+    The learning rate follows a cosine over that budget. The forward pass runs under bf16 autocast
+    (on the CPU too: AVX-512 bf16 trains 1.5x faster). `init` is a state dict to start from: plain
+    weights (fine-tuning), or a checkpoint written to `checkpoint`, which also restores the
+    optimizer and the place in the schedule (resuming).
     """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    data = torch.from_numpy(windows)
-    n_val = max(1, min(32, len(data) // 20))
-    val, data = data[:n_val], data[n_val:]
-    if device != "cpu":
-        data = data.to(device)
+    f = config.frames
+    probe = sampler.batch(1)
+    n_blocks = probe.shape[1] // f
+    if probe.shape[1] % f or n_blocks < (2 if config.context else 1):
+        raise VtokError(
+            f"windows of {probe.shape[1]} frames do not fit this model (blocks of {f}, context {config.context})"
+        )
+    if val is None:
+        val = sampler.batch(32)
     model = Tokenizer(config).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
     done_steps, done_seconds = 0, 0.0
@@ -266,9 +310,10 @@ def train_model(
             done_steps = int(init["progress.step"].item())
             done_seconds = float(init["progress.seconds"].item())
             log(f"resuming at step {done_steps} ({done_seconds:.0f}s trained)")
-    cuda = device.startswith("cuda")
+    device_type = "cuda" if device.startswith("cuda") else "cpu"
     lfq = config.quantizer["kind"] == "lfq"
-    masks = _MaskSampler(crop // config.stride, crop // config.stride, device)
+    side = probe.shape[2] // config.stride
+    masks = _MaskSampler(side, side, device, config.levels)
     start, last_log, last_ckpt, step = time.perf_counter(), 0.0, time.perf_counter(), done_steps
 
     def elapsed() -> float:
@@ -288,12 +333,11 @@ def train_model(
         for group in opt.param_groups:
             warm = min(1.0, (step - done_steps + 1) / 200)
             group["lr"] = lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
-        idx = torch.randint(0, len(data), (batch,), generator=gen).to(data.device)
-        x = _batch(data, idx, crop, gen).to(device, non_blocking=True)
-        keep = masks(batch, gen)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-            y, z, _ = model(x, keep)
-            loss = F.mse_loss(y.float(), x)
+        x = _to_float(sampler.batch(batch), device)
+        keeps = [masks(batch, gen) if progress >= masks_after else None for _ in range(n_blocks)]
+        with torch.autocast(device_type, dtype=torch.bfloat16):
+            ys, z = _blocks_forward(model, x, keeps)
+            loss = sum(F.mse_loss(y.float(), x[:, :, i * f : (i + 1) * f]) for i, y in enumerate(ys)) / n_blocks
             if lfq:
                 q = model.quantizer
                 loss = loss + 0.1 * q.commitment(z) + 0.01 * q.entropy_penalty(z)
@@ -322,22 +366,31 @@ def train_model(
 
 
 @torch.no_grad()
-def evaluate(model: Tokenizer, val: torch.Tensor, device: str) -> dict:
-    """Held-out figures over uint8 windows (N, F, S, S, 3), in float32 on whole windows.
+def evaluate(model: Tokenizer, val: np.ndarray, device: str) -> dict:
+    """Held-out figures over uint8 windows (N, n*F, S, S, 3), in float32, blocks decoded in order.
 
     psnr_db at the full budget and psnr_25pct_db with a 25% prefix of the coarse-to-fine order
-    (pixels on [-1, 1]), and the perplexity of the codes: exp of the entropy of their histogram.
+    (pixels on [-1, 1]; with context, each block sees the previous one decoded at the same budget),
+    and the perplexity of the codes: exp of the entropy of their histogram.
     """
     model.eval()
+    f, levels = model.config.frames, model.config.levels
     full, part, counts = [], [], torch.zeros(model.codebook_size, dtype=torch.float64)
     for i in range(0, len(val), 8):
-        x = val[i : i + 8].to(device).permute(0, 4, 1, 2, 3).float() / 127.5 - 1
-        indices = model.encode(x)
-        h, w = indices.shape[1:]
-        keep = torch.from_numpy(prefix_keep(h * w // 4, h, w)).to(device).expand(len(x), h, w)
-        full.append(F.mse_loss(model.decode(indices), x).item())
-        part.append(F.mse_loss(model.decode(indices, keep), x).item())
-        counts += torch.bincount(indices.reshape(-1).cpu(), minlength=model.codebook_size).double()
+        x = _to_float(val[i : i + 8], device)
+        n = x.shape[2] // f
+        blocks = [x[:, :, j * f : (j + 1) * f] for j in range(n)]
+        indices = [model.encode(b) for b in blocks]
+        h, w = indices[0].shape[1:]
+        quarter = torch.from_numpy(prefix_keep(h * w // 4, h, w, levels)).to(device).expand(len(x), h, w)
+        for keep, out in ((None, full), (quarter, part)):
+            context = None
+            for b, idx in zip(blocks, indices, strict=True):
+                y = model.decode(idx, keep, context)
+                out.append(F.mse_loss(y, b).item())
+                context = y[:, :, -1] if model.config.context else None
+        for idx in indices:
+            counts += torch.bincount(idx.reshape(-1).cpu(), minlength=model.codebook_size).double()
     model.train()
     p = counts / counts.sum()
     entropy = -(p[p > 0] * p[p > 0].log()).sum().item()
@@ -387,6 +440,13 @@ def export(result: TrainResult, *, name: str, config: ModelConfig, out_dir: Path
     return entry
 
 
+def default_cache() -> Path:
+    """Where decoded training frames are kept: $VTOK_CACHE, else ~/.cache/vtok/frames."""
+    import os
+
+    return Path(os.environ.get("VTOK_CACHE") or Path.home() / ".cache" / "vtok" / "frames")
+
+
 def run_training(
     *,
     sources: list[Path],
@@ -402,38 +462,59 @@ def run_training(
     device: str,
     resume: Path | None,
     log: Callable[[str], None],
+    cache: Path | None = None,
+    masks_after: float = 0.0,
 ) -> dict:
-    """The `vtok train` command: sample (or load) windows, train, and export weights plus manifest entry."""
+    """The `vtok train` command: train on fresh windows from the sources (or on saved windows), and
+    export weights plus manifest entry.
+
+    windows > 0 samples that many fixed windows up front instead of drawing fresh ones each step.
+    """
     if name not in ARCHITECTURES:
         raise VtokError(f"unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)}")
     config = ARCHITECTURES[name]
+    if crop % 32:
+        raise VtokError(f"--crop {crop} is not a multiple of 32 (one budget tile)")
+    frames = config.frames * (2 if config.context else 1)
+    val = None
     if len(sources) == 1 and sources[0].suffix == ".safetensors":
         data = load_windows(sources[0])
-    else:
+        n_val = max(1, min(32, len(data) // 20))
+        val, sampler = data[:n_val], FixedWindows(data[n_val:], size=crop)
+    elif windows > 0:
         data = sample_windows(
             sources,
             count=windows,
             size=max(crop, 128),
-            frames=config.frames,
+            frames=frames,
             progress=lambda i, n: log(f"sampled {i}/{n} sources"),
         )
         if save_windows_to is not None:
             save_windows(save_windows_to, data)
-    log(f"training {name} on {len(data)} windows of {data.shape[1:]} on {device}")
+        n_val = max(1, min(32, len(data) // 20))
+        val, sampler = data[:n_val], FixedWindows(data[n_val:], size=crop)
+    else:
+        videos, images = build_cache(
+            sources, cache or default_cache(), progress=lambda i, n: log(f"cached {i}/{n} sources")
+        )
+        sampler = WindowSampler(videos, images, frames=frames, size=crop)
+        val = WindowSampler(videos, [], frames=frames, size=crop, seed=1, part="heldout").batch(32)
+    log(f"training {name} on windows of {frames} frames, {crop}x{crop}, on {device}")
     init = load_file(str(resume)) if resume is not None else None
     ckpt = out_dir / f"{name}.checkpoint.safetensors"
     out_dir.mkdir(parents=True, exist_ok=True)
     result = train_model(
-        data,
+        sampler,
         config=config,
         steps=steps,
         minutes=minutes,
         batch=batch,
-        crop=crop,
         lr=lr,
         device=device,
+        val=val,
         init=init,
         checkpoint=ckpt,
+        masks_after=masks_after,
         log=log,
     )
     return export(result, name=name, config=config, out_dir=out_dir, data=[str(s) for s in sources])

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from vtok.container import VtokReader, VtokWriter, stored_positions
-from vtok.order import LEVELS, prefix_order, tile_costs
+from vtok.order import prefix_order, tile_costs
 from vtok.output import check_output
 
 __all__ = ["trim_file", "TrimResult", "lower_levels"]
@@ -25,25 +25,25 @@ class TrimResult:
     bytes: int
 
 
-def lower_levels(run_mask: np.ndarray, tile_levels: np.ndarray, max_tokens: int) -> np.ndarray:
+def lower_levels(run_mask: np.ndarray, tile_levels: np.ndarray, max_tokens: int, levels: int = 3) -> np.ndarray:
     """Tile levels int8 (tile rows, tile cols), lowered until the block stores at most `max_tokens`.
 
     The highest level goes first; within a level, tiles go in coarse-to-fine order read backwards,
     so the cut spreads over the frame. No tile goes below level 0 (one token).
     """
-    costs = tile_costs(run_mask).reshape(LEVELS, -1)
-    levels = tile_levels.astype(np.int64).copy()
-    flat = levels.reshape(-1)
+    costs = tile_costs(run_mask, levels).reshape(levels, -1)
+    lowered = tile_levels.astype(np.int64).copy()
+    flat = lowered.reshape(-1)
     cells = np.arange(flat.size)
     total = int(costs[flat, cells].sum())
-    spread = prefix_order(*levels.shape)[::-1]  # the tile grid ordered like token positions, finest first
+    spread = prefix_order(*tile_levels.shape)[::-1]  # the tile grid ordered like token positions, finest first
     while total > max_tokens and flat.max() > 0:
         top = flat.max()
         for t in spread:
             if flat[t] == top and total > max_tokens:
                 total -= int(costs[top, t] - costs[top - 1, t])
                 flat[t] -= 1
-    return levels.astype(np.int8)
+    return lowered.astype(np.int8)
 
 
 def trim_file(*, src: Path, dst: Path, max_tokens_per_frame: float, force: bool = False) -> TrimResult:
@@ -60,7 +60,7 @@ def trim_file(*, src: Path, dst: Path, max_tokens_per_frame: float, force: bool 
             previous = None
             for block in reader.blocks():
                 previous = block.state(previous)  # the block's codes at every position it stores
-                levels = lower_levels(block.run_mask, block.tile_levels, cap)
+                levels = lower_levels(block.run_mask, block.tile_levels, cap, h.levels)
                 writer.write_block(
                     previous.indices,
                     frames=block.frames,
@@ -69,7 +69,7 @@ def trim_file(*, src: Path, dst: Path, max_tokens_per_frame: float, force: bool 
                     flags=block.flags,
                 )
                 before += block.codes.size
-                after += int(stored_positions(block.run_mask, levels).sum())
+                after += int(stored_positions(block.run_mask, levels, h.levels).sum())
             audio = reader.audio()
             if audio is not None:
                 writer.add_audio(audio)

@@ -1,0 +1,87 @@
+"""Training throughput of each setting, side by side in one run: samples/s and pixels/s.
+
+    python benchmarks/train_speed.py [--model vtok-fsq] [--batch 8] [--crop 96] [--steps 12] [--threads 1]
+        [--settings fp32 bf16 bf16-channels-last bf16-compile]
+
+One step is what `vtok train` does: a forward pass over the window's blocks (two consecutive
+blocks for a model with context), the loss, backward and AdamW. Settings are timed in turns
+(round robin, --rounds times), so a change in machine load hits them all alike; the table gives
+the median step time of each. A sample is one window; pixels count every frame of it.
+"""
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vtok.model import ARCHITECTURES, Tokenizer
+from vtok.train import _blocks_forward, _MaskSampler, _to_float
+
+
+def _step_fn(name: str, setting: str, batch: int, crop: int):
+    config = ARCHITECTURES[name]
+    model = Tokenizer(config)
+    if "channels-last" in setting:
+        model = model.to(memory_format=torch.channels_last)
+    forward = torch.compile(_blocks_forward) if "compile" in setting else _blocks_forward
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    bf = config.frames
+    f = bf * (2 if config.context else 1)
+    rng = np.random.default_rng(0)
+    x = _to_float(rng.integers(0, 256, (batch, f, crop, crop, 3), dtype=np.uint8), "cpu")
+    masks = _MaskSampler(crop // config.stride, crop // config.stride, "cpu", config.levels)
+    gen = torch.Generator().manual_seed(0)
+    bf16 = setting.startswith("bf16")
+
+    def step() -> None:
+        keeps = [masks(batch, gen) for _ in range(f // bf)]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            ys, _ = forward(model, x, keeps)
+            loss = sum(F.mse_loss(y.float(), x[:, :, i * bf : (i + 1) * bf]) for i, y in enumerate(ys))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step, f
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="vtok-fsq")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--crop", type=int, default=96)
+    p.add_argument("--steps", type=int, default=4, help="timed steps per setting per round")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--settings", nargs="*", default=["fp32", "bf16", "bf16-channels-last", "bf16-compile"])
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    fns = {s: _step_fn(args.model, s, args.batch, args.crop) for s in args.settings}
+    times: dict[str, list[float]] = {s: [] for s in args.settings}
+    for step, _ in fns.values():  # warm-up, compilation included
+        for _ in range(2):
+            step()
+    for _ in range(args.rounds):
+        for s, (step, _) in fns.items():
+            for _ in range(args.steps):
+                t = time.perf_counter()
+                step()
+                times[s].append(time.perf_counter() - t)
+    print(f"{args.model}, batch {args.batch}, crop {args.crop}, {args.threads} thread(s), torch {torch.__version__}")
+    print("| setting | step s (median) | samples/s | Mpixels/s | vs fp32 |")
+    print("|---|---|---|---|---|")
+    base = statistics.median(times[args.settings[0]])
+    for s, ts in times.items():
+        med = statistics.median(ts)
+        frames = fns[s][1]
+        print(
+            f"| {s} | {med:.3f} | {args.batch / med:.1f} | {args.batch * frames * args.crop**2 / med / 1e6:.2f} | "
+            f"{base / med:.2f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()
