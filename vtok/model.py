@@ -114,7 +114,8 @@ class _FineDecoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.inp(x)
         h, w = y.shape[-2:]
-        low = self.low(F.pad(y, (0, w % 2, 0, h % 2), mode="replicate"))[..., :h, :w]
+        odd = F.pad(y, (0, w % 2, 0, h % 2), mode="replicate") if h % 2 or w % 2 else y
+        low = self.low(odd)[..., :h, :w]
         return self.high(y + low)
 
 

@@ -3,7 +3,9 @@
 Every video and image is decoded once into `CACHE/NAME-KEY.npy` (uint8 (T, H, W, 3)); the cache
 is memory-mapped, so processes that train side by side share it through the page cache. Each
 window is then cut at a random time, place and scale: a run of hours never sees the same window
-twice, and no decoding happens while training.
+twice, and no decoding happens while training. On a GPU the frames are held on the device and
+windows are cut there, so the accelerator never waits on the CPU. Decoding uses PyAV, or OpenCV
+where PyAV is missing (as on the lent GPU machines).
 """
 
 import hashlib
@@ -13,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from vtok.errors import MediaError
 
@@ -40,13 +43,41 @@ def _cache_name(src: Path) -> str:
     return f"{src.stem}-{key}.npy"
 
 
+def _decode_all(src: Path) -> np.ndarray:
+    """Every frame of a video, or an image as one frame: uint8 (T, H, W, 3) RGB."""
+    try:
+        from vtok.io import read_frames
+    except ImportError:  # no PyAV: OpenCV gave identical frames on the clips tried (TRAINING.md)
+        return _decode_all_opencv(src)
+    return np.stack(list(read_frames(src)))
+
+
+def _decode_all_opencv(src: Path) -> np.ndarray:
+    import cv2
+
+    if src.suffix.lower() in IMAGE_SUFFIXES:
+        image = cv2.imread(str(src), cv2.IMREAD_COLOR)
+        if image is None:
+            raise MediaError(f"{src}: OpenCV cannot read it")
+        return image[None, :, :, ::-1].copy()
+    cap = cv2.VideoCapture(str(src))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame[:, :, ::-1])
+    cap.release()
+    if not frames:
+        raise MediaError(f"{src}: OpenCV reads no frames from it")
+    return np.stack(frames)
+
+
 def build_cache(
     paths: list[Path], cache: Path, *, progress: Callable[[int, int], None] | None = None
 ) -> tuple[list[Path], list[Path]]:
     """Decode every video and image under `paths` into `cache` (once; kept while the source is
     unchanged). Returns the cached (videos, images) files, uint8 (T, H, W, 3) each."""
-    from vtok.io import read_frames  # PyAV is needed only to fill the cache
-
     videos, images = sources(paths)
     if not videos and not images:
         raise MediaError("no videos or images found in " + ", ".join(map(str, paths)))
@@ -56,7 +87,7 @@ def build_cache(
     for n, (src, kind) in enumerate(todo):
         dst = cache / _cache_name(src)
         if not dst.exists():
-            frames = np.stack(list(read_frames(src)))
+            frames = _decode_all(src)
             tmp = dst.with_name(dst.name + ".part")
             with open(tmp, "wb") as f:
                 np.save(f, frames)
@@ -67,11 +98,16 @@ def build_cache(
     return out
 
 
-def _downscale(x: np.ndarray) -> np.ndarray:
-    """uint8 (..., 2H, 2W, 3) -> (..., H, W, 3), the mean of each 2x2 (rounded)."""
-    y = x.astype(np.uint16)
+def _downscale(x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """uint8 (..., 2H, 2W, 3) -> (..., H, W, 3), the mean of each 2x2 (rounded); numpy or torch."""
+    y = x.astype(np.uint16) if isinstance(x, np.ndarray) else x.to(torch.int16)
     y = y[..., 0::2, 0::2, :] + y[..., 1::2, 0::2, :] + y[..., 0::2, 1::2, :] + y[..., 1::2, 1::2, :]
-    return ((y + 2) >> 2).astype(np.uint8)
+    y = (y + 2) >> 2
+    return y.astype(np.uint8) if isinstance(y, np.ndarray) else y.to(torch.uint8)
+
+
+def _flip(x: np.ndarray | torch.Tensor, axis: int) -> np.ndarray | torch.Tensor:
+    return np.flip(x, axis) if isinstance(x, np.ndarray) else x.flip(axis)
 
 
 class WindowSampler:
@@ -83,10 +119,20 @@ class WindowSampler:
 
     part: "train" draws from the first nine tenths of each video and from the images; "heldout"
     from the last tenth of each video (at least `frames` frames), which training never sees.
+    device: None keeps the frames memory-mapped and returns numpy batches; a torch device (a GPU)
+      copies them there once and returns uint8 tensors on it.
     """
 
     def __init__(
-        self, videos: list[Path], images: list[Path], *, frames: int, size: int, seed: int = 0, part: str = "train"
+        self,
+        videos: list[Path],
+        images: list[Path],
+        *,
+        frames: int,
+        size: int,
+        seed: int = 0,
+        part: str = "train",
+        device: str | None = None,
     ):
         self.frames, self.size = frames, size
         self.rng = random.Random(seed)
@@ -105,6 +151,9 @@ class WindowSampler:
         if not self.videos and not self.images:
             raise MediaError(f"no source has {frames} frames of at least {size}x{size} pixels")
         self.weights = [math.sqrt(len(a)) for a in self.videos]
+        if device is not None:
+            self.videos = [torch.from_numpy(np.array(a)).to(device) for a in self.videos]
+            self.images = [torch.from_numpy(np.array(a)).to(device) for a in self.images]
 
     def window(self) -> np.ndarray:
         rng, f, s = self.rng, self.frames, self.size
@@ -115,13 +164,14 @@ class WindowSampler:
         h, w = video.shape[1:3]
         scale = 2 if rng.random() < 0.5 and min(h, w) >= 2 * s else 1
         y0, x0 = rng.randrange(h - scale * s + 1), rng.randrange(w - scale * s + 1)
-        x = np.asarray(video[t0 : t0 + f, y0 : y0 + scale * s, x0 : x0 + scale * s])
+        x = video[t0 : t0 + f, y0 : y0 + scale * s, x0 : x0 + scale * s]
+        x = np.asarray(x) if isinstance(x, np.ndarray) else x
         if scale == 2:
             x = _downscale(x)
         if rng.random() < 0.5:
-            x = x[:, :, ::-1]
+            x = _flip(x, 2)
         if rng.random() < 0.5:
-            x = x[::-1]
+            x = _flip(x, 0)
         return x
 
     def _pan(self, image: np.ndarray) -> np.ndarray:
@@ -132,8 +182,10 @@ class WindowSampler:
         y0, x0 = rng.randrange(h - span + 1), rng.randrange(w - span + 1)
         y0 += PAN * (f - 1) if vy < 0 else 0
         x0 += PAN * (f - 1) if vx < 0 else 0
-        return np.stack([image[y0 + i * vy : y0 + i * vy + s, x0 + i * vx : x0 + i * vx + s] for i in range(f)])
+        crops = [image[y0 + i * vy : y0 + i * vy + s, x0 + i * vx : x0 + i * vx + s] for i in range(f)]
+        return np.stack(crops) if isinstance(image, np.ndarray) else torch.stack(crops)
 
-    def batch(self, n: int) -> np.ndarray:
-        """n fresh windows: uint8 (n, frames, size, size, 3)."""
-        return np.stack([self.window() for _ in range(n)])
+    def batch(self, n: int) -> np.ndarray | torch.Tensor:
+        """n fresh windows: uint8 (n, frames, size, size, 3), numpy, or a tensor on `device`."""
+        windows = [self.window() for _ in range(n)]
+        return np.stack(windows) if isinstance(windows[0], np.ndarray) else torch.stack(windows)

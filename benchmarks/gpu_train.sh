@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# One prepared training run for a lent GPU (H100 or H200), about 10 minutes in all: it continues
+# training the shipped model on the training clips and writes the weights and its log to $OUT.
+#
+#   bash benchmarks/gpu_train.sh prepare   # here, once: copies the training clips into .gpu-data/ and
+#                                          # the zstandard wheel into .whl/ (both git-ignored, ~45 MiB)
+#   bash benchmarks/gpu_train.sh run       # there, through the device tool, with carry [".gpu-data", ".whl"]
+#
+# Settings (environment): MODEL (vtok-fsq), MINUTES (6), BATCH (256), CROP (128), DEVICE (cuda),
+# DATA (.gpu-data), RESUME (weights/MODEL.safetensors), MASKS_AFTER (0.5), CACHE (/tmp/vtok-cache),
+# OUT (required).
+# A CPU dry run (DEVICE=cpu with tiny sizes) runs in the test suite: tests/test_gpu_kit.py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODEL=${MODEL:-vtok-fsq}
+MINUTES=${MINUTES:-6}
+BATCH=${BATCH:-256}
+CROP=${CROP:-128}
+DEVICE=${DEVICE:-cuda}
+DATA=${DATA:-.gpu-data}
+RESUME=${RESUME:-weights/$MODEL.safetensors}
+MASKS_AFTER=${MASKS_AFTER:-0.5}
+CACHE=${CACHE:-/tmp/vtok-cache}
+PY=${PYTHON:-python3}
+
+case "${1:-}" in
+prepare)
+    mkdir -p .gpu-data .whl
+    grep -qx '/.gpu-data/' .git/info/exclude 2>/dev/null || echo '/.gpu-data/' >> .git/info/exclude
+    grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
+    cp -r ../shared/data/videos/train .gpu-data/videos
+    cp -r ../shared/data/images/train .gpu-data/images
+    "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl zstandard==0.25.0
+    du -sh .gpu-data .whl
+    ;;
+run)
+    : "${OUT:?set OUT to the folder for the weights and log}"
+    if compgen -G ".whl/*.whl" > /dev/null; then
+        "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/vtok-site .whl/*.whl
+        export PYTHONPATH=/tmp/vtok-site${PYTHONPATH:+:$PYTHONPATH}
+    fi
+    export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+    # prerequisites first, so that no device time goes to a run that cannot finish
+    "$PY" - "$DEVICE" "$DATA" "$RESUME" <<'PYCHECK'
+import importlib.util, sys
+from pathlib import Path
+device, data, resume = sys.argv[1:]
+missing = [m for m in ("torch", "numpy", "safetensors", "typer", "rich", "zstandard") if importlib.util.find_spec(m) is None]
+if importlib.util.find_spec("av") is None and importlib.util.find_spec("cv2") is None:
+    missing.append("av or cv2 (to decode the clips)")
+if missing:
+    sys.exit("gpu_train: missing " + ", ".join(missing))
+import torch
+if device.startswith("cuda") and not torch.cuda.is_available():
+    sys.exit("gpu_train: CUDA is not available")
+if not Path(data).is_dir():
+    sys.exit(f"gpu_train: no training data in {data} (run 'prepare' here first, and carry it)")
+if not Path(resume).is_file():
+    sys.exit(f"gpu_train: no weights to resume at {resume}")
+name = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
+print(f"gpu_train: torch {torch.__version__} on {name}", flush=True)
+PYCHECK
+    mkdir -p "$OUT"
+    PYTHONUNBUFFERED=1 "$PY" -m vtok train "$DATA" --model "$MODEL" --resume "$RESUME" --device "$DEVICE" \
+        --batch "$BATCH" --crop "$CROP" --minutes "$MINUTES" --masks-after "$MASKS_AFTER" \
+        --cache "$CACHE" -o "$OUT" 2>&1 | tee "$OUT/train.log"
+    rm -f "$OUT/$MODEL.checkpoint.safetensors"  # optimizer moments: too large to bring back, not shipped
+    ;;
+*)
+    echo "usage: $0 prepare|run" >&2
+    exit 2
+    ;;
+esac
