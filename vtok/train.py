@@ -288,9 +288,9 @@ def train_model(
     masks_after: the share of the schedule (0 to 1) trained at the full budget before random keep
       masks start (they cost 1 dB or more at the full budget early on; TRAINING.md).
     The learning rate follows a cosine over that budget. The forward pass runs under bf16 autocast
-    (on the CPU too: AVX-512 bf16 trains 1.5x faster), with channels-last weights. `init` is a state dict to start from: plain
-    weights (fine-tuning), or a checkpoint written to `checkpoint`, which also restores the
-    optimizer and the place in the schedule (resuming).
+    (on the CPU too: AVX-512 bf16 trains 1.5x faster), with channels-last weights. `init` is a
+    state dict to start from: plain weights (fine-tuning), or a checkpoint written to
+    `checkpoint`, which also restores the optimizer and the place in the schedule (resuming).
     """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
