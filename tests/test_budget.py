@@ -70,3 +70,10 @@ def test_four_level_search_with_context_meets_the_threshold_it_reports():
         assert torch.equal(y, b.pixels) and abs((y - x).square().mean().item() - b.mse) < 1e-6
     tight = choose_budget(model, x, indices, none, none, frames=4, height=64, width=96, threshold=1e-9, context=context)
     assert tight.missed and tight.passes == 1 and (tight.tile_levels == 3).all()
+
+
+def test_greedy_from_a_floor_never_goes_below_it():
+    errors = np.array([[[100.0, 1.0]], [[50.0, 1.0]], [[10.0, 0.5]], [[5.0, 0.4]]])
+    costs = np.array([[[1, 1]], [[4, 4]], [[16, 16]], [[64, 64]]])
+    assert _greedy(errors, costs, target=1e9, floor=2).tolist() == [[2, 2]]
+    assert _greedy(errors, costs, target=6, floor=2).tolist() == [[3, 2]]

@@ -1,15 +1,17 @@
 """Elastic budgets: for each block, the fewest tokens whose reconstruction keeps MSE under a threshold.
 
 The budget is a level per 32x32-pixel tile (vtok.order): 1, 4 or 16 tokens (stride 8), or 1, 4,
-16 or 64 (stride 4). One encode serves every budget; the search runs only the decoder:
+16 or 64 (stride 4). One encode serves every budget; the search runs only the decoder, at most
+four passes per block, three in the common case:
 1. decode at the full level everywhere. A block that misses the threshold even so is flagged and
    keeps the full budget: one pass, where a batched search would have spent two;
-2. decode at the lowest level everywhere; if that meets the threshold, it is the budget. With four
-   levels, also decode one level below the full one. These passes give each tile's squared error
-   at the levels decoded (the others are estimated by geometric interpolation), and tiles are
-   raised greedily, most error removed per token first, until the estimate is under a margin of
-   the threshold;
-3. one more pass checks the chosen mix. If it misses, the block takes the full budget.
+2. decode one level below the full one everywhere. If that meets the threshold, decode the lowest
+   level too, and take it if it meets the threshold as well;
+3. the passes give each tile's squared error at the levels decoded (the others are estimated by
+   geometric interpolation), and tiles are raised greedily, most error removed per token first,
+   from the lowest level decoded, until the estimate is under a margin of the threshold;
+4. one more pass checks the chosen mix. If it misses, the block takes the lowest uniform level that
+   met the threshold: the one below the full budget, or the full budget.
 With a model that has context, every pass sees the same context: the previous block as decoded.
 """
 
@@ -53,15 +55,16 @@ def _tile_sums(err: torch.Tensor, tiles: tuple[int, int], px: int) -> np.ndarray
     return padded.reshape(tiles[0], px, tiles[1], px).sum((1, 3)).double().cpu().numpy()
 
 
-def _greedy(errors: np.ndarray, costs: np.ndarray, target: float) -> np.ndarray:
-    """Raise tile levels, most error removed per token first, until the error sum is under target.
+def _greedy(errors: np.ndarray, costs: np.ndarray, target: float, floor: int = 0) -> np.ndarray:
+    """Raise tile levels from `floor`, most error removed per token first, until the error sum is
+    under target.
 
     errors: float (L, tr, tc) estimated squared-error sums; costs: int (L, tr, tc), L levels.
     Returns int8 (tr, tc).
     """
     n_levels = errors.shape[0]
-    level = np.zeros(errors.shape[1:], np.int64)
-    total = errors[0].sum()
+    level = np.full(errors.shape[1:], floor, np.int64)
+    total = errors[floor].sum()
     flat_err, flat_cost = errors.reshape(n_levels, -1), costs.reshape(n_levels, -1)
     lv = level.reshape(-1)
     while total > target:
@@ -80,12 +83,13 @@ def _greedy(errors: np.ndarray, costs: np.ndarray, target: float) -> np.ndarray:
 
 def _interpolate(measured: dict[int, np.ndarray], n_levels: int) -> np.ndarray:
     """Per-tile squared errors at every level, float (L, tr, tc): measured where decoded, geometric
-    interpolation between the nearest measured levels elsewhere."""
+    interpolation between the nearest measured levels elsewhere (below the lowest one measured: a
+    copy of it, never searched)."""
     known = sorted(measured)
     out = []
     for k in range(n_levels):
-        if k in measured:
-            out.append(measured[k])
+        if k in measured or k < known[0]:
+            out.append(measured[max(k, known[0])])
             continue
         lo = max(m for m in known if m < k)
         hi = min(m for m in known if m > k)
@@ -143,18 +147,23 @@ def choose_budget(
     mse_full = e_full.sum() / n
     if mse_full > threshold:
         return Budget(full.to(torch.int8).cpu().numpy(), full_keep, float(mse_full), True, passes, y_full)
-    low_keep = at(0)
-    y_low, e_low = decode(low_keep)
-    if e_low.sum() / n <= threshold:
-        return Budget(np.zeros(tiles, np.int8), low_keep, float(e_low.sum() / n), False, passes, y_low)
-    measured = {0: e_low, n_levels - 1: e_full}
-    if n_levels > 3:
-        measured[n_levels - 2] = decode(at(n_levels - 2))[1]
+    mid = n_levels - 2
+    mid_keep = at(mid)
+    y_mid, e_mid = decode(mid_keep)
+    measured, floor = {mid: e_mid, n_levels - 1: e_full}, mid
+    if e_mid.sum() / n <= threshold:  # some tiles may go lower still: measure the lowest level too
+        low_keep = at(0)
+        y_low, e_low = decode(low_keep)
+        if e_low.sum() / n <= threshold:
+            return Budget(np.zeros(tiles, np.int8), low_keep, float(e_low.sum() / n), False, passes, y_low)
+        measured[0], floor = e_low, 0
     estimate = _interpolate(measured, n_levels)
-    levels = _greedy(estimate, tile_costs(run.cpu().numpy(), n_levels), MARGIN * threshold * n)
+    levels = _greedy(estimate, tile_costs(run.cpu().numpy(), n_levels), MARGIN * threshold * n, floor=floor)
     chosen = torch.from_numpy(levels.astype(np.int64)).to(x.device)
     keep = keep_for(chosen, run, run_keep, n_levels)
     y, e = decode(keep)
     if e.sum() / n <= threshold:
         return Budget(levels, keep, float(e.sum() / n), False, passes, y)
+    if e_mid.sum() / n <= threshold:  # the mix missed, but one level below the full budget met T
+        return Budget(np.full(tiles, mid, np.int8), mid_keep, float(e_mid.sum() / n), False, passes, y_mid)
     return Budget(full.to(torch.int8).cpu().numpy(), full_keep, float(mse_full), False, passes, y_full)
