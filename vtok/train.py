@@ -305,12 +305,13 @@ def train_model(
         val = sampler.batch(32)
     model = Tokenizer(config).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
-    done_steps, done_seconds = 0, 0.0
+    done_steps, done_seconds, resumed = 0, 0.0, False
     if init is not None:
         weights = {k: v for k, v in init.items() if not k.startswith(("optimizer.", "progress."))}
         model.load_state_dict(_adapt(weights, model, log), strict=True)
         if "progress.step" in init:
             _load_optimizer_state(opt, model, init)
+            resumed = True
             done_steps = int(init["progress.step"].item())
             done_seconds = float(init["progress.seconds"].item())
             log(f"resuming at step {done_steps} ({done_seconds:.0f}s trained)")
@@ -336,7 +337,7 @@ def train_model(
         if progress >= 1:
             break
         for group in opt.param_groups:
-            warm = min(1.0, (step - done_steps + 1) / 200)
+            warm = 1.0 if resumed else min(1.0, (step - done_steps + 1) / 200)  # fresh Adam moments warm up
             group["lr"] = lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
         x = _to_float(sampler.batch(batch), device)
         keeps = [masks(batch, gen) if progress >= masks_after else None for _ in range(n_blocks)]
