@@ -388,9 +388,10 @@ def train(
         str,
         typer.Option(help="Architecture to train: vtok-fsq, vtok-lfq, or the first design, vtok-fsq-s8 / vtok-lfq-s8."),
     ] = "vtok-fsq",
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for NAME.safetensors and manifest.json.")] = Path(
-        "weights"
-    ),
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Folder for NAME.safetensors and manifest.json (not the shipped weights/)."),
+    ] = Path("runs"),
     steps: Annotated[int, typer.Option(help="Stop after this many steps.")] = 1_000_000,
     minutes: Annotated[float, typer.Option(help="Stop after this many minutes; the LR schedule spans it.")] = 30.0,
     windows: Annotated[
