@@ -56,3 +56,20 @@ def test_context_decoding_uses_the_previous_block(clip, tmp_path, tiny_model):
     i0, i1 = (torch.from_numpy(s.indices)[None] for s in (s0, s1))
     y0 = net.decode(i0)
     assert not torch.equal(net.decode(i1, None, y0[:, :, -1]), net.decode(i1))
+
+
+def test_a_file_made_by_other_weights_is_refused_with_one_clear_line(clip, tmp_path, tiny_model):
+    from typer.testing import CliRunner
+
+    from vtok.cli import app
+
+    out = tmp_path / "a.vtok"
+    encode_file(src=clip, dst=out, model=tiny_model, device="cpu")
+    torch.manual_seed(1)  # the same architecture and name, other weights: like the models shipped before
+    state = {k: v.detach() for k, v in Tokenizer(CONFIG).state_dict().items()}
+    export(TrainResult(0, 0, {}, state), name="tiny", config=CONFIG, out_dir=tmp_path / "other", data=[])
+    r = CliRunner().invoke(
+        app, ["decode", str(out), "-o", str(tmp_path / "a.mp4"), "--model", f"{tmp_path / 'other'}#tiny"]
+    )
+    assert r.exit_code == 1 and "re-encode" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "a.mp4").exists()
