@@ -45,16 +45,16 @@ prepare)
     ;;
 run)
     : "${OUT:?set OUT to the folder for the weights and log}"
-    if compgen -G ".whl/*.whl" > /dev/null; then
+    if ! "$PY" -c "import zstandard" 2> /dev/null && compgen -G ".whl/*.whl" > /dev/null; then
         "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/vtok-site .whl/*.whl
         export PYTHONPATH=/tmp/vtok-site${PYTHONPATH:+:$PYTHONPATH}
     fi
     export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
     # prerequisites first, so that no device time goes to a run that cannot finish
-    "$PY" - "$DEVICE" "$DATA" "$RESUME" <<'PYCHECK'
+    "$PY" - "$DEVICE" "$DATA" "$RESUME" "$MODEL" <<'PYCHECK'
 import importlib.util, sys
 from pathlib import Path
-device, data, resume = sys.argv[1:]
+device, data, resume, model = sys.argv[1:]
 missing = [m for m in ("torch", "numpy", "safetensors", "typer", "rich", "zstandard") if importlib.util.find_spec(m) is None]
 if importlib.util.find_spec("av") is None and importlib.util.find_spec("cv2") is None:
     missing.append("av or cv2 (to decode the clips)")
@@ -67,6 +67,11 @@ if not Path(data).is_dir():
     sys.exit(f"gpu_train: no training data in {data} (run 'prepare' here first, and carry it)")
 if not Path(resume).is_file():
     sys.exit(f"gpu_train: no weights to resume at {resume}")
+from safetensors.torch import load_file
+from vtok.model import ARCHITECTURES, Tokenizer
+own = Tokenizer(ARCHITECTURES[model]).state_dict()
+if not any(k in own and v.shape == own[k].shape for k, v in load_file(resume).items()):
+    sys.exit(f"gpu_train: {resume} is not a {model} model")
 name = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
 print(f"gpu_train: torch {torch.__version__} on {name}", flush=True)
 PYCHECK

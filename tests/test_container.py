@@ -168,10 +168,19 @@ def test_unknown_version_is_refused(tmp_path):
     path = tmp_path / "a.vtok"
     write_small(path)
     data = bytearray(path.read_bytes())
-    data[8:10] = struct.pack("<H", 3)
+    data[8:10] = struct.pack("<H", 4)
     path.write_bytes(bytes(data))
-    with pytest.raises(ContainerError, match="version 3"):
+    with pytest.raises(ContainerError, match="version 4 is not supported"):
         read_all(path)
+    data[8:10] = struct.pack("<H", 3)  # a known version, but the header is of the first layout: version 2
+    path.write_bytes(bytes(data))
+    with pytest.raises(ContainerError, match="version-3 file holds a header of version 2"):
+        read_all(path)
+
+
+def test_writer_refuses_a_keyframe_interval_longer_than_a_chunk(tmp_path):
+    with pytest.raises(ContainerError, match="keyframe interval"):
+        VtokWriter(tmp_path / "k.vtok", small_header(token_stride=4, levels=4, keyframe_interval=5000))
 
 
 def test_writer_rejects_bad_blocks_and_interrupted_write_leaves_nothing(tmp_path):
@@ -252,6 +261,7 @@ def test_fine_layout_with_keyframes_round_trips_and_chunks_start_at_keyframes(tm
             w.write_block(indices, frames=min(4, 21 - 4 * b), run_mask=mask, tile_levels=levels)
             written.append((indices, mask, levels))
         w.close()
+    assert path.read_bytes()[8:10] == struct.pack("<H", 3)  # a layout other than the first: version 3
     with VtokReader(path) as r:
         assert r.header == h and r.header.keyframe_interval == 2
         assert all(int(e["first_block"]) % 2 == 0 for e in r._index)
@@ -269,5 +279,6 @@ def test_first_layout_headers_keep_their_keys():
     assert b"token_stride" not in raw and b"keyframe" not in raw
     fine = small_header(token_stride=4, levels=4, keyframe_interval=8)
     assert Header.from_bytes(fine.to_bytes()) == fine and b'"token_order":"levels-8x8"' in fine.to_bytes()
+    assert small_header().version == 2 and fine.version == 3
     with pytest.raises(ContainerError, match="layout"):
         small_header(token_stride=4, levels=3).check()

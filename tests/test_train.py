@@ -75,3 +75,23 @@ def test_window_sampler_draws_fresh_windows_and_holds_out_the_end(clip, tmp_path
     assert a.shape == (3, 8, 64, 64, 3) and a.dtype == np.uint8 and not np.array_equal(a, b)
     heldout = WindowSampler(videos, [], frames=8, size=64, part="heldout")
     assert len(heldout.videos[0]) >= 8 and len(heldout.videos[0]) + len(train.videos[0]) == len(np.load(videos[0]))
+
+
+def test_a_checkpoint_of_a_related_architecture_starts_a_new_schedule(windows, tmp_path):
+    from safetensors.torch import load_file
+
+    plain = ModelConfig(width=8, latent_width=16, encoder_depth=1, decoder_depth=1, stride=4, levels=4)
+    ckpt = tmp_path / "plain.checkpoint.safetensors"
+    train_model(FixedWindows(windows, size=32), config=plain, steps=2, minutes=5, batch=2, checkpoint=ckpt, log=print)
+    pairs = np.concatenate([windows, windows], axis=1)
+    logs = []
+    result = train_model(
+        FixedWindows(pairs, size=32),
+        config=TINY_CONTEXT,
+        steps=2,
+        minutes=5,
+        batch=2,
+        init=load_file(str(ckpt)),
+        log=logs.append,
+    )  # the decoder's first layer takes more channels now: its moments cannot be reused
+    assert result.steps == 2 and any("related architecture" in line for line in logs)

@@ -266,6 +266,9 @@ def decode_file(
         check_output(src, dst, force)
         device = _pick_device(device)
         net = load_model(model_for(h, model), device)
+        cfg = net.config
+        if (cfg.stride, cfg.levels, cfg.context) != (h.token_stride, h.levels, h.keyframe_interval > 0):
+            raise ModelError(f"{src}: its token layout does not match model {h.model}'s")
         tmp = dst.with_name(f".{dst.name}.{os.getpid()}.part")
         written = 0
         try:

@@ -1,4 +1,8 @@
-"""Read and write `.vtok` files, version 2 (specified in docs/FORMAT.md). Needs numpy and zstandard only."""
+"""Read and write `.vtok` files, versions 2 and 3 (specified in docs/FORMAT.md). Needs numpy and zstandard only.
+
+Version 3 is version 2 with the token layout in the header (stride, levels, keyframes); files of
+the first layout are still written as version 2, byte for byte.
+"""
 
 import json
 import math
@@ -21,7 +25,7 @@ __all__ = ["Header", "Block", "BlockState", "VtokReader", "VtokWriter", "MAGIC",
 
 MAGIC = b"\x89VTOK\r\n\x1a"
 END_MAGIC = b"VTOKEND\x00"
-VERSION = 2
+VERSION = 3  # the newest this module writes; it reads 2 and 3
 FLAG_MISSED_THRESHOLD = 1
 
 MAX_HEADER = 1 << 20
@@ -171,8 +175,13 @@ class Header:
             raise ContainerError(f"frame rate {self.rate} is not positive")
         if (self.token_stride, self.levels) not in LAYOUTS:
             raise ContainerError(f"unknown token layout: stride {self.token_stride} with {self.levels} levels")
-        if not 0 <= self.keyframe_interval <= 1 << 16:
-            raise ContainerError(f"keyframe interval {self.keyframe_interval} is outside 0..65536")
+        if not 0 <= self.keyframe_interval <= MAX_BLOCKS_PER_CHUNK:  # a chunk starts at a keyframe
+            raise ContainerError(f"keyframe interval {self.keyframe_interval} is outside 0..{MAX_BLOCKS_PER_CHUNK}")
+
+    @property
+    def version(self) -> int:
+        """The format version this header needs: 2 for the first layout, 3 for the others."""
+        return 2 if (self.token_stride, self.levels, self.keyframe_interval) == (8, 3, 0) else 3
 
 
 def _token_order(levels: int) -> str:
@@ -258,6 +267,7 @@ class VtokWriter:
     """
 
     def __init__(self, path: Path, header: Header, *, blocks_per_chunk: int = 16, level: int = 3):
+        header.check()
         self.path = Path(path)
         self.header = header
         k = header.keyframe_interval
@@ -344,7 +354,7 @@ class VtokWriter:
             with open(tmp, "wb") as out:
                 self._write(
                     out,
-                    _PREAMBLE.pack(MAGIC, VERSION, 0, len(head)) + head + struct.pack("<I", zlib.crc32(head)),
+                    _PREAMBLE.pack(MAGIC, header.version, 0, len(head)) + head + struct.pack("<I", zlib.crc32(head)),
                 )
                 self._spool.seek(0)
                 while data := self._spool.read(1 << 20):
@@ -422,14 +432,16 @@ class VtokReader:
             raise self._fail("not a .vtok file (bad magic bytes)")
         if reserved != 0:
             raise self._fail("corrupted preamble (reserved field is not zero)")
-        if version != VERSION:
-            raise self._fail(f"format version {version} is not supported (this reader knows {VERSION})")
+        if version not in (2, VERSION):
+            raise self._fail(f"format version {version} is not supported (this reader knows 2 and {VERSION})")
         if n > MAX_HEADER:
             raise self._fail(f"header length {n} exceeds the {MAX_HEADER}-byte limit")
         raw = self._read_exact(_PREAMBLE.size, n + 4, "header")
         if zlib.crc32(raw[:n]) != struct.unpack("<I", raw[n:])[0]:
             raise self._fail("header checksum mismatch (corrupted)")
         header = Header.from_bytes(raw[:n])
+        if header.version != version:
+            raise self._fail(f"a version-{version} file holds a header of version {header.version}")
         self._chunks_at = _PREAMBLE.size + n + 4
         return header
 

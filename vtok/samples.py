@@ -10,6 +10,7 @@ where PyAV is missing (as on the lent GPU machines).
 
 import hashlib
 import math
+import os
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -88,7 +89,7 @@ def build_cache(
         dst = cache / _cache_name(src)
         if not dst.exists():
             frames = _decode_all(src)
-            tmp = dst.with_name(dst.name + ".part")
+            tmp = dst.with_name(f"{dst.name}.{os.getpid()}.part")  # runs filling one cache side by side
             with open(tmp, "wb") as f:
                 np.save(f, frames)
             tmp.replace(dst)

@@ -229,15 +229,20 @@ def _optimizer_state(opt: torch.optim.Optimizer, model: Tokenizer) -> dict:
     return out
 
 
-def _load_optimizer_state(opt: torch.optim.Optimizer, model: Tokenizer, state: dict) -> None:
+def _load_optimizer_state(opt: torch.optim.Optimizer, model: Tokenizer, state: dict) -> bool:
+    """Restore AdamW moments saved by `_optimizer_state`; True if every parameter got its own."""
+    restored = 0
     for name, p in model.named_parameters():
-        if f"optimizer.exp_avg.{name}" not in state:
+        moment = state.get(f"optimizer.exp_avg.{name}")
+        if moment is None or moment.shape != p.shape:  # a layer new to, or reshaped in, this architecture
             continue
+        restored += 1
         opt.state[p] = {
             "step": state[f"optimizer.step.{name}"].reshape(()).clone(),
             "exp_avg": state[f"optimizer.exp_avg.{name}"].to(p.device).clone(),
             "exp_avg_sq": state[f"optimizer.exp_avg_sq.{name}"].to(p.device).clone(),
         }
+    return restored == len(list(model.parameters()))
 
 
 def _blocks_forward(
@@ -310,11 +315,13 @@ def train_model(
         weights = {k: v for k, v in init.items() if not k.startswith(("optimizer.", "progress."))}
         model.load_state_dict(_adapt(weights, model, log), strict=True)
         if "progress.step" in init:
-            _load_optimizer_state(opt, model, init)
-            resumed = True
-            done_steps = int(init["progress.step"].item())
-            done_seconds = float(init["progress.seconds"].item())
-            log(f"resuming at step {done_steps} ({done_seconds:.0f}s trained)")
+            if _load_optimizer_state(opt, model, init):
+                resumed = True
+                done_steps = int(init["progress.step"].item())
+                done_seconds = float(init["progress.seconds"].item())
+                log(f"resuming at step {done_steps} ({done_seconds:.0f}s trained)")
+            else:  # a related architecture: its moments only where they fit, and a schedule of its own
+                log("the checkpoint is of a related architecture: starting a new schedule from its weights")
     device_type = "cuda" if device.startswith("cuda") else "cpu"
     model = model.to(memory_format=torch.channels_last)  # 1.14x on this CPU (benchmarks/train_speed.py)
     lfq = config.quantizer["kind"] == "lfq"
@@ -505,7 +512,11 @@ def run_training(
         )
         on_gpu = device if device.startswith("cuda") else None  # cut windows where the model runs
         sampler = WindowSampler(videos, images, frames=frames, size=crop, device=on_gpu)
-        val = WindowSampler(videos, [], frames=frames, size=crop, seed=1, part="heldout").batch(32)
+        try:
+            val = WindowSampler(videos, [], frames=frames, size=crop, seed=1, part="heldout").batch(32)
+        except MediaError:  # no video long enough to hold out its end (e.g. stills only)
+            log("no video to hold out: the logged figures come from training windows")
+            val = WindowSampler(videos, images, frames=frames, size=crop, seed=1).batch(32)
     log(f"training {name} on windows of {frames} frames, {crop}x{crop}, on {device}")
     init = load_file(str(resume)) if resume is not None else None
     ckpt = out_dir / f"{name}.checkpoint.safetensors"
