@@ -79,9 +79,9 @@ def threshold_run(spec: str, frames: np.ndarray, threshold: float, tmp: Path) ->
     t0 = time.perf_counter()
     r = encode_file(src=src, dst=dst, model=spec, threshold=threshold, force=True, device="cpu")
     t1 = time.perf_counter()
-    decode_file(src=dst, dst=tmp / "timed.mp4", force=True, device="cpu")  # as users run it: H.264, crf 18
+    decode_file(src=dst, dst=tmp / "timed.mp4", model=spec, force=True, device="cpu")  # as users run it
     t2 = time.perf_counter()
-    decode_file(src=dst, dst=back, force=True, device="cpu", lossless=True)  # exact pixels, for PSNR
+    decode_file(src=dst, dst=back, model=spec, force=True, device="cpu", lossless=True)  # exact, for PSNR
     decoded = np.stack(list(read_frames(back)))
     return {
         "blocks": r.blocks,
