@@ -20,8 +20,12 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    drawn = set()
     for path in args.files:
         for spec, r in json.loads(path.read_text()).items():
+            if spec in drawn:  # the same model measured in two files
+                continue
+            drawn.add(spec)
             points = sorted((int(k), v) for k, v in r["psnr_by_tokens_per_frame"].items())
             ax.plot(*zip(*points, strict=True), marker="o", label=spec.rpartition("#")[2] or spec)
     ax.set_xscale("log", base=2)
