@@ -57,7 +57,7 @@ def curve(model, frames: np.ndarray, tokens_per_frame=TOKENS_PER_FRAME) -> tuple
             ys, context = [], None
             for i in range(len(x)):
                 ys.append(model.decode(indices[i : i + 1], keep, context))
-                context = ys[-1][:, :, -1]
+                context = model.context_of(ys[-1])
             y = torch.cat(ys)
         else:
             y = torch.cat(

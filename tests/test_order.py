@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from vtok.order import TILE, level_tokens, position_levels, prefix_keep, prefix_order, tile_costs, tile_keep
+from vtok.order import TILE, position_levels, prefix_keep, prefix_order, tile_costs, tile_keep
 
 
 @pytest.mark.parametrize("rows,cols", [(1, 1), (4, 4), (5, 9), (18, 32), (45, 60)])
@@ -63,8 +63,9 @@ def test_shipped_model_decodes_any_prefix_and_quality_rises_with_tokens(clip):
 def test_four_levels_make_tiles_of_1_4_16_64_tokens():
     levels = position_levels(16, 16, 4)
     assert [int((levels[:8, :8] <= k).sum()) for k in range(4)] == [1, 4, 16, 64]
-    assert level_tokens(64, 64, 4) == [64, 256, 1024, 4096]  # a 256x256 frame at stride 4
-    assert level_tokens(32, 32) == [64, 256, 1024]  # ... and at stride 8
+    fine, first = position_levels(64, 64, 4), position_levels(32, 32)  # a 256x256 frame at stride 4 and 8
+    assert [int((fine <= k).sum()) for k in range(4)] == [64, 256, 1024, 4096]
+    assert [int((first <= k).sum()) for k in range(3)] == [64, 256, 1024]
     order = prefix_order(16, 16, 4)
     assert (np.diff(levels.reshape(-1)[order].astype(int)) >= 0).all()
     assert tile_keep(np.array([[3, 0]]), 8, 16, 4).sum() == 64 + 1

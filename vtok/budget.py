@@ -39,12 +39,12 @@ class Budget:
     pixels: torch.Tensor | None = None  # float (1, 3, F, H', W'): the chosen reconstruction, if decoded
 
 
-def keep_for(tile_levels: torch.Tensor, run: torch.Tensor, run_keep: torch.Tensor, levels: int = 3) -> torch.Tensor:
+def keep_for(tile_levels: np.ndarray, run: torch.Tensor, run_keep: torch.Tensor, levels: int = 3) -> torch.Tensor:
     """Decoder keep mask bool (rows, cols): runs keep what they had; fresh positions keep their tile's levels.
 
-    tile_levels: int (tile rows, tile cols); run, run_keep: bool (rows, cols).
+    tile_levels: int (tile rows, tile cols), numpy (or a CPU tensor); run, run_keep: bool (rows, cols).
     """
-    fresh = tile_keep(tile_levels.cpu().numpy(), *run.shape, levels)
+    fresh = tile_keep(np.asarray(tile_levels), *run.shape, levels)
     return torch.where(run, run_keep, torch.from_numpy(fresh).to(run.device))
 
 
@@ -124,9 +124,9 @@ def choose_budget(
     t = tile_size(n_levels)
     tiles = (-(-rows // t), -(-cols // t))
     px = t * net.config.stride
-    full = torch.full(tiles, n_levels - 1, dtype=torch.int64, device=x.device)
+    full = np.full(tiles, n_levels - 1, np.int8)
     if threshold <= 0:
-        return Budget(full.to(torch.int8).cpu().numpy(), keep_for(full, run, run_keep, n_levels), 0.0, False, 0)
+        return Budget(full, keep_for(full, run, run_keep, n_levels), 0.0, False, 0)
     real = x[0, :, :frames, :height, :width]
     n = real.numel()
     passes = 0
@@ -140,13 +140,13 @@ def choose_budget(
         return y, _tile_sums(err, tiles, px)
 
     def at(level: int) -> torch.Tensor:
-        return keep_for(torch.full_like(full, level), run, run_keep, n_levels)
+        return keep_for(np.full(tiles, level, np.int8), run, run_keep, n_levels)
 
     full_keep = at(n_levels - 1)
     y_full, e_full = decode(full_keep)
     mse_full = e_full.sum() / n
     if mse_full > threshold:
-        return Budget(full.to(torch.int8).cpu().numpy(), full_keep, float(mse_full), True, passes, y_full)
+        return Budget(full, full_keep, float(mse_full), True, passes, y_full)
     mid = n_levels - 2
     mid_keep = at(mid)
     y_mid, e_mid = decode(mid_keep)
@@ -159,11 +159,10 @@ def choose_budget(
         measured[0], floor = e_low, 0
     estimate = _interpolate(measured, n_levels)
     levels = _greedy(estimate, tile_costs(run.cpu().numpy(), n_levels), MARGIN * threshold * n, floor=floor)
-    chosen = torch.from_numpy(levels.astype(np.int64)).to(x.device)
-    keep = keep_for(chosen, run, run_keep, n_levels)
+    keep = keep_for(levels, run, run_keep, n_levels)
     y, e = decode(keep)
     if e.sum() / n <= threshold:
         return Budget(levels, keep, float(e.sum() / n), False, passes, y)
     if e_mid.sum() / n <= threshold:  # the mix missed, but one level below the full budget met T
         return Budget(np.full(tiles, mid, np.int8), mid_keep, float(e_mid.sum() / n), False, passes, y_mid)
-    return Budget(full.to(torch.int8).cpu().numpy(), full_keep, float(mse_full), False, passes, y_full)
+    return Budget(full, full_keep, float(mse_full), False, passes, y_full)

@@ -188,8 +188,8 @@ def encode_file(
                     threshold=threshold,
                     context=context,
                 )
-                if cfg.context and budget.pixels is not None:
-                    context = budget.pixels[:, :, -1]  # what the decoder will have for the next block
+                if budget.pixels is not None:
+                    context = net.context_of(budget.pixels)  # what the decoder will have for the next block
                 run_np = run.cpu().numpy()
                 writer.write_block(
                     indices.cpu().numpy(),
@@ -295,7 +295,7 @@ def decode_file(
                             if h.is_keyframe(block + j):
                                 context = None
                             ys.append(net.decode(indices[j : j + 1], keep[j : j + 1], context))
-                            context = ys[-1][:, :, -1]
+                            context = net.context_of(ys[-1])
                         y = torch.cat(ys)
                     else:
                         y = net.decode(indices, keep)

@@ -19,7 +19,7 @@ import numpy as np
 import zstandard
 
 from vtok.errors import ContainerError, OutputError
-from vtok.order import prefix_order, tile_keep, tile_size
+from vtok.order import LAYOUTS, prefix_order, tile_keep, tile_size
 
 __all__ = ["Header", "Block", "BlockState", "VtokReader", "VtokWriter", "MAGIC", "VERSION"]
 
@@ -33,7 +33,6 @@ MAX_CHUNK = 256 << 20
 MAX_BLOCKS_PER_CHUNK = 4096
 MAX_SIDE = 16384
 MAX_FRAMES = 1 << 31
-LAYOUTS = ((8, 3), (4, 4))  # (token stride, levels) the format knows
 
 _PREAMBLE = struct.Struct("<8sHHI")
 _CHUNK_HEAD = struct.Struct("<4sIQ")
@@ -123,7 +122,7 @@ class Header:
             "source": self.source,
             "source_duration_s": float(self.source_duration_s),
         }
-        if (self.token_stride, self.levels, self.keyframe_interval) != (8, 3, 0):  # first-layout files keep their bytes
+        if self.version == 3:  # files of the first layout keep their version-2 bytes
             d |= {"token_stride": self.token_stride, "levels": self.levels, "keyframe_interval": self.keyframe_interval}
         return json.dumps(d, separators=(",", ":"), ensure_ascii=True).encode()
 

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vtok import kernels
+from vtok.order import LAYOUTS
 from vtok.quantize import make_quantizer
 
 __all__ = ["ModelConfig", "Tokenizer", "ARCHITECTURES"]
@@ -42,7 +43,7 @@ class ModelConfig:
     context: bool = False  # the decoder sees the previous block's last decoded frame
 
     def __post_init__(self) -> None:
-        if (self.stride, self.levels) not in ((8, 3), (4, 4)):
+        if (self.stride, self.levels) not in LAYOUTS:
             raise ValueError(f"unsupported layout: stride {self.stride} with {self.levels} levels")
 
     def to_dict(self) -> dict:
@@ -88,6 +89,9 @@ class _ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv2(F.silu(self.norm2(self.conv1(F.silu(self.norm1(x))))))
+
+
+_CONTEXT_CHANNELS = 3 * 16  # the context frame unfolded by pixel_unshuffle(4)
 
 
 class _FineDecoder(nn.Module):
@@ -141,7 +145,7 @@ class Tokenizer(nn.Module):
                 nn.SiLU(),
                 nn.Conv2d(c, dim, 1),
             )
-            context = 3 * 16 + 1 if config.context else 0  # the unfolded frame, and a flag: "has context"
+            context = _CONTEXT_CHANNELS + 1 if config.context else 0  # the frame, and a flag: "has context"
             self.decoder = _FineDecoder(dim + 1 + context, c, lc, dd, stem)
             return
         if config.context:
@@ -193,7 +197,7 @@ class Tokenizer(nn.Module):
         if self.config.context:
             b, _, h, w = zq.shape
             if context is None:
-                parts += [zq.new_zeros(b, 48, h, w), zq.new_zeros(b, 1, h, w)]
+                parts += [zq.new_zeros(b, _CONTEXT_CHANNELS, h, w), zq.new_zeros(b, 1, h, w)]
             else:
                 parts += [F.pixel_unshuffle(context.to(zq.dtype), 4), zq.new_ones(b, 1, h, w)]
         elif context is not None:
@@ -201,6 +205,11 @@ class Tokenizer(nn.Module):
         y = F.pixel_shuffle(self.decoder(torch.cat(parts, 1)), 4)
         b, _, h, w = y.shape
         return y.reshape(b, 3, self.config.frames, h, w)
+
+    def context_of(self, y: torch.Tensor) -> torch.Tensor | None:
+        """The context a block decoded to y (B, 3, F, H, W) gives the next one: its last frame,
+        float (B, 3, H, W) in [-1, 1], without gradient; None for a model without context."""
+        return y[:, :, -1].detach().float().clamp(-1, 1) if self.config.context else None
 
     def forward(
         self, x: torch.Tensor, keep: torch.Tensor | None = None, context: torch.Tensor | None = None

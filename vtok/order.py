@@ -20,11 +20,12 @@ __all__ = [
     "prefix_keep",
     "tile_keep",
     "tile_costs",
-    "level_tokens",
+    "LAYOUTS",
 ]
 
 LEVELS = 3  # levels of the original layout (stride 8); models give their own
 TILE = 4  # positions per tile side at LEVELS levels
+LAYOUTS = ((8, 3), (4, 4))  # the (token stride, levels) pairs models and files use
 
 
 def tile_size(levels: int) -> int:
@@ -67,12 +68,6 @@ def prefix_keep(n: int, rows: int, cols: int, levels: int = LEVELS) -> np.ndarra
     keep = np.zeros(rows * cols, bool)
     keep[prefix_order(rows, cols, levels)[:n]] = True
     return keep.reshape(rows, cols)
-
-
-def level_tokens(rows: int, cols: int, levels: int = LEVELS) -> list[int]:
-    """Tokens a block holds when every tile keeps levels 0..k, for each k: the natural budgets."""
-    lv = position_levels(rows, cols, levels)
-    return [int((lv <= k).sum()) for k in range(levels)]
 
 
 def tile_keep(tile_levels: np.ndarray, rows: int, cols: int, levels: int = LEVELS) -> np.ndarray:

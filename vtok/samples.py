@@ -20,7 +20,7 @@ import torch
 
 from vtok.errors import MediaError
 
-__all__ = ["VIDEO_SUFFIXES", "IMAGE_SUFFIXES", "sources", "build_cache", "WindowSampler"]
+__all__ = ["VIDEO_SUFFIXES", "IMAGE_SUFFIXES", "sources", "build_cache", "pan_window", "WindowSampler"]
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
@@ -107,6 +107,23 @@ def _downscale(x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     return y.astype(np.uint8) if isinstance(y, np.ndarray) else y.to(torch.uint8)
 
 
+def pan_window(
+    image: np.ndarray | torch.Tensor, frames: int, size: int, rng: random.Random
+) -> np.ndarray | torch.Tensor | None:
+    """A still image uint8 (H, W, 3) -> a window (frames, size, size, 3) that pans slowly, like a
+    moving camera (numpy or torch, like the image); None if the image is too small for the pan."""
+    vy, vx = rng.randint(-PAN, PAN), rng.randint(-PAN, PAN)
+    h, w = image.shape[:2]
+    span = size + PAN * (frames - 1)
+    if min(h, w) < span:
+        return None
+    y0, x0 = rng.randrange(h - span + 1), rng.randrange(w - span + 1)
+    y0 += PAN * (frames - 1) if vy < 0 else 0
+    x0 += PAN * (frames - 1) if vx < 0 else 0
+    crops = [image[y0 + i * vy : y0 + i * vy + size, x0 + i * vx : x0 + i * vx + size] for i in range(frames)]
+    return np.stack(crops) if isinstance(image, np.ndarray) else torch.stack(crops)
+
+
 def _flip(x: np.ndarray | torch.Tensor, axis: int) -> np.ndarray | torch.Tensor:
     return np.flip(x, axis) if isinstance(x, np.ndarray) else x.flip(axis)
 
@@ -159,14 +176,13 @@ class WindowSampler:
     def window(self) -> np.ndarray:
         rng, f, s = self.rng, self.frames, self.size
         if self.images and (not self.videos or rng.random() < IMAGE_SHARE):
-            return self._pan(rng.choice(self.images))
+            return pan_window(rng.choice(self.images), f, s, rng)  # images were kept only if large enough
         video = rng.choices(self.videos, self.weights)[0]
         t0 = rng.randrange(len(video) - f + 1)
         h, w = video.shape[1:3]
         scale = 2 if rng.random() < 0.5 and min(h, w) >= 2 * s else 1
         y0, x0 = rng.randrange(h - scale * s + 1), rng.randrange(w - scale * s + 1)
         x = video[t0 : t0 + f, y0 : y0 + scale * s, x0 : x0 + scale * s]
-        x = np.asarray(x) if isinstance(x, np.ndarray) else x
         if scale == 2:
             x = _downscale(x)
         if rng.random() < 0.5:
@@ -174,17 +190,6 @@ class WindowSampler:
         if rng.random() < 0.5:
             x = _flip(x, 0)
         return x
-
-    def _pan(self, image: np.ndarray) -> np.ndarray:
-        rng, f, s = self.rng, self.frames, self.size
-        vy, vx = rng.randint(-PAN, PAN), rng.randint(-PAN, PAN)
-        h, w = image.shape[:2]
-        span = s + PAN * (f - 1)
-        y0, x0 = rng.randrange(h - span + 1), rng.randrange(w - span + 1)
-        y0 += PAN * (f - 1) if vy < 0 else 0
-        x0 += PAN * (f - 1) if vx < 0 else 0
-        crops = [image[y0 + i * vy : y0 + i * vy + s, x0 + i * vx : x0 + i * vx + s] for i in range(f)]
-        return np.stack(crops) if isinstance(image, np.ndarray) else torch.stack(crops)
 
     def batch(self, n: int) -> np.ndarray | torch.Tensor:
         """n fresh windows: uint8 (n, frames, size, size, 3), numpy, or a tensor on `device`."""

@@ -12,6 +12,7 @@ model learns to live with a poorer context as well as a good one.
 import hashlib
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from safetensors.torch import load_file, save_file
 from vtok.errors import MediaError, VtokError
 from vtok.model import ARCHITECTURES, ModelConfig, Tokenizer
 from vtok.order import position_levels, prefix_keep, prefix_order, tile_size
-from vtok.samples import VIDEO_SUFFIXES, WindowSampler, build_cache
+from vtok.samples import VIDEO_SUFFIXES, WindowSampler, build_cache, pan_window
 from vtok.samples import sources as _sources
 
 __all__ = ["sample_windows", "train_model", "TrainResult", "FixedWindows", "VIDEO_SUFFIXES"]
@@ -46,19 +47,6 @@ def _crop(frames: np.ndarray, size: int, rng: random.Random) -> np.ndarray | Non
         return None
     y0, x0 = rng.randrange(h - size + 1), rng.randrange(w - size + 1)
     return frames[:, y0 : y0 + size, x0 : x0 + size]
-
-
-def _image_window(image: np.ndarray, frames: int, size: int, rng: random.Random) -> np.ndarray | None:
-    """A still image (H, W, 3) -> a window (F, S, S, 3) that pans slowly, like a moving camera."""
-    h, w, _ = image.shape
-    vy, vx = rng.randint(-3, 3), rng.randint(-3, 3)
-    span = size + 3 * (frames - 1)
-    if min(h, w) < span:
-        return None
-    y0, x0 = rng.randrange(h - span + 1), rng.randrange(w - span + 1)
-    y0 += 3 * (frames - 1) if vy < 0 else 0
-    x0 += 3 * (frames - 1) if vx < 0 else 0
-    return np.stack([image[y0 + i * vy : y0 + i * vy + size, x0 + i * vx : x0 + i * vx + size] for i in range(frames)])
 
 
 def sample_windows(
@@ -110,7 +98,7 @@ def sample_windows(
 
     while images and len(windows) < count:
         image = next(read_image(rng.choice(images)))
-        window = _image_window(image, frames, size, rng)
+        window = pan_window(image, frames, size, rng)
         if window is not None:
             windows.append(window)
     rng.shuffle(windows)
@@ -263,8 +251,7 @@ def _blocks_forward(
     for i, part in enumerate(zq.chunk(n)):
         y = model.pixels(part, keeps[i], context)
         out.append(y)
-        if model.config.context:
-            context = y[:, :, -1].detach().float().clamp(-1, 1)
+        context = model.context_of(y)
     return out, z
 
 
@@ -401,7 +388,7 @@ def evaluate(model: Tokenizer, val: np.ndarray, device: str) -> dict:
             for b, idx in zip(blocks, indices, strict=True):
                 y = model.decode(idx, keep, context)
                 out.append(F.mse_loss(y, b).item())
-                context = y[:, :, -1] if model.config.context else None
+                context = model.context_of(y)
         for idx in indices:
             counts += torch.bincount(idx.reshape(-1).cpu(), minlength=model.codebook_size).double()
     model.train()
@@ -455,8 +442,6 @@ def export(result: TrainResult, *, name: str, config: ModelConfig, out_dir: Path
 
 def default_cache() -> Path:
     """Where decoded training frames are kept: $VTOK_CACHE, else ~/.cache/vtok/frames."""
-    import os
-
     return Path(os.environ.get("VTOK_CACHE") or Path.home() / ".cache" / "vtok" / "frames")
 
 
@@ -489,22 +474,21 @@ def run_training(
     if crop % 32:
         raise VtokError(f"--crop {crop} is not a multiple of 32 (one budget tile)")
     frames = config.frames * (2 if config.context else 1)
-    val = None
-    if len(sources) == 1 and sources[0].suffix == ".safetensors":
-        data = load_windows(sources[0])
-        n_val = max(1, min(32, len(data) // 20))
-        val, sampler = data[:n_val], FixedWindows(data[n_val:], size=crop)
-    elif windows > 0:
-        data = sample_windows(
-            sources,
-            count=windows,
-            size=max(crop, 128),
-            frames=frames,
-            progress=lambda i, n: log(f"sampled {i}/{n} sources"),
-        )
-        if save_windows_to is not None:
-            save_windows(save_windows_to, data)
-        n_val = max(1, min(32, len(data) // 20))
+    saved = len(sources) == 1 and sources[0].suffix == ".safetensors"
+    if saved or windows > 0:  # fixed windows
+        if saved:
+            data = load_windows(sources[0])
+        else:
+            data = sample_windows(
+                sources,
+                count=windows,
+                size=max(crop, 128),
+                frames=frames,
+                progress=lambda i, n: log(f"sampled {i}/{n} sources"),
+            )
+            if save_windows_to is not None:
+                save_windows(save_windows_to, data)
+        n_val = max(1, min(32, len(data) // 20))  # one window in twenty, at most 32, held out
         val, sampler = data[:n_val], FixedWindows(data[n_val:], size=crop)
     else:
         videos, images = build_cache(
