@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from vtok.bench import centre_crop
-from vtok.codec import decode_file, encode_file
-from vtok.container import VtokReader
-from vtok.io import VideoWriter, probe, read_frames
-from vtok.stats import inspect_file
+from vtok.bench.runner import centre_crop
+from vtok.codec.encode import decode_file, encode_file
+from vtok.format.container import VtokReader
+from vtok.media import VideoWriter, probe, read_frames
+from vtok.codec.inspect import inspect_file
 
 STATIC = {"arjun_vtest.avi", "arjun_car_traffic_small.mp4", "lamminhthien_overhead_crowd.avi"}
 THRESHOLDS = (0.001, 0.003, 0.01)

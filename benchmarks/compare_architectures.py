@@ -16,9 +16,9 @@ import argparse
 import json
 from pathlib import Path
 
-from vtok.model import ARCHITECTURES, ModelConfig
-from vtok.samples import WindowSampler, build_cache
-from vtok.train import default_cache, export, train_model
+from vtok.model.tokenizer import ARCHITECTURES, ModelConfig
+from vtok.train.data import WindowSampler, build_cache
+from vtok.train.loop import default_cache, export, train_model
 
 _FINE = dict(width=128, latent_width=256, encoder_depth=2, stride=4, levels=4)
 CANDIDATES = {

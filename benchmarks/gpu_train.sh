@@ -7,7 +7,7 @@
 #   bash benchmarks/gpu_train.sh run       # there, through the device tool, with carry [".gpu-data", ".whl"]
 #
 # Settings (environment): MODEL (vtok-fsq), MINUTES (6), BATCH (256), CROP (128), DEVICE (cuda),
-# DATA (.gpu-data), RESUME (weights/MODEL.safetensors), MASKS_AFTER (0.5), CACHE (/tmp/vtok-cache),
+# DATA (.gpu-data), RESUME (vtok/weights/MODEL.safetensors), MASKS_AFTER (0.5), CACHE (/tmp/vtok-cache),
 # OUT (required).
 # A CPU dry run (DEVICE=cpu with tiny sizes) runs in the test suite: tests/test_gpu_kit.py.
 set -euo pipefail
@@ -18,7 +18,7 @@ BATCH=${BATCH:-256}
 CROP=${CROP:-128}
 DEVICE=${DEVICE:-cuda}
 DATA=${DATA:-.gpu-data}
-RESUME=${RESUME:-weights/$MODEL.safetensors}
+RESUME=${RESUME:-vtok/weights/$MODEL.safetensors}
 MASKS_AFTER=${MASKS_AFTER:-0.5}
 CACHE=${CACHE:-/tmp/vtok-cache}
 PY=${PYTHON:-python3}
@@ -68,7 +68,7 @@ if not Path(data).is_dir():
 if not Path(resume).is_file():
     sys.exit(f"gpu_train: no weights to resume at {resume}")
 from safetensors.torch import load_file
-from vtok.model import ARCHITECTURES, Tokenizer
+from vtok.model.tokenizer import ARCHITECTURES, Tokenizer
 own = Tokenizer(ARCHITECTURES[model]).state_dict()
 if not any(k in own and v.shape == own[k].shape for k, v in load_file(resume).items()):
     sys.exit(f"gpu_train: {resume} is not a {model} model")

@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vtok.bench import centre_crop, psnr
-from vtok.codec import decode_file, encode_file, to_frames, to_model
-from vtok.io import VideoWriter, read_frames
-from vtok.order import prefix_keep
-from vtok.weights import load_model, resolve
+from vtok.bench.runner import centre_crop, psnr
+from vtok.codec.encode import decode_file, encode_file, to_frames, to_model
+from vtok.media import VideoWriter, read_frames
+from vtok.format.layout import prefix_keep
+from vtok.model.registry import load_model, resolve
 
 TOKENS_PER_FRAME = (16, 32, 64, 128, 256, 512, 1024)
 

@@ -22,7 +22,7 @@ import numpy as np
 def _child(step: str, src: str, dst: str, model: str, threshold: float) -> None:
     import resource
 
-    from vtok.codec import decode_file, encode_file
+    from vtok.codec.encode import decode_file, encode_file
 
     t = time.perf_counter()
     if step == "encode":
@@ -46,7 +46,7 @@ def _run(step: str, src: Path, dst: Path, model: str, threshold: float) -> dict:
 
 def psnr_files(a_path: Path, b_path: Path) -> float:
     """PSNR (RGB, 8-bit) of two videos, streamed frame by frame, from the MSE pooled over all frames."""
-    from vtok.io import read_frames
+    from vtok.media import read_frames
 
     total, n = 0.0, 0
     for a, b in zip(read_frames(a_path), read_frames(b_path), strict=True):
@@ -56,7 +56,7 @@ def psnr_files(a_path: Path, b_path: Path) -> float:
 
 
 def measure(clip: Path, model: str, threshold: float) -> dict:
-    from vtok.stats import inspect_file
+    from vtok.codec.inspect import inspect_file
 
     with tempfile.TemporaryDirectory() as d:
         vt, mp4 = Path(d) / "c.vtok", Path(d) / "c.mp4"

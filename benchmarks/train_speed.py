@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vtok.model import ARCHITECTURES, Tokenizer
-from vtok.train import _blocks_forward, _MaskSampler, _to_float
+from vtok.model.tokenizer import ARCHITECTURES, Tokenizer
+from vtok.train.loop import _blocks_forward, _MaskSampler, _to_float
 
 
 def _step_fn(name: str, setting: str, batch: int, crop: int):

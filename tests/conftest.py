@@ -27,7 +27,7 @@ def clip() -> Path:
 
 def default_grid(height: int, width: int) -> tuple[int, int]:
     """Token positions per block of the default model for a frame of this size."""
-    from vtok.weights import resolve
+    from vtok.model.registry import resolve
 
     stride = resolve("vtok-fsq").config.stride
     return -(-height // stride), -(-width // stride)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from vtok.bench import Run, bd_rate, elastic_gain, ssim
-from vtok.cli import app
+from vtok.bench.runner import Run, bd_rate, elastic_gain, ssim
+from vtok.cli.commands import app
 
 
 def test_ssim_and_bd_rate_basics():

@@ -1,8 +1,8 @@
 import numpy as np
 import torch
 
-from vtok.budget import _greedy, choose_budget, keep_for
-from vtok.order import tile_costs
+from vtok.budget.elastic import _greedy, choose_budget, keep_for
+from vtok.format.layout import tile_costs
 
 
 def test_greedy_spends_tokens_where_they_remove_most_error():
@@ -26,9 +26,9 @@ def test_keep_for_runs_and_levels():
 
 
 def test_budget_meets_the_threshold_or_flags(clip):
-    from vtok.codec import to_model
-    from vtok.io import read_frames
-    from vtok.weights import load_model, resolve
+    from vtok.codec.encode import to_model
+    from vtok.media import read_frames
+    from vtok.model.registry import load_model, resolve
 
     model = load_model(resolve("vtok-fsq"))
     top = model.config.levels - 1
@@ -52,7 +52,7 @@ def test_budget_meets_the_threshold_or_flags(clip):
 
 
 def test_four_level_search_with_context_meets_the_threshold_it_reports():
-    from vtok.model import ModelConfig, Tokenizer
+    from vtok.model.tokenizer import ModelConfig, Tokenizer
 
     torch.manual_seed(0)
     cfg = ModelConfig(width=8, latent_width=16, encoder_depth=1, decoder_depth=1, stride=4, levels=4, context=True)

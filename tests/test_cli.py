@@ -7,9 +7,9 @@ import pytest
 from conftest import default_grid
 from typer.testing import CliRunner
 
-from vtok.cli import app
-from vtok.container import VtokReader, VtokWriter
-from vtok.io import probe, read_frames
+from vtok.cli.commands import app
+from vtok.format.container import VtokReader, VtokWriter
+from vtok.media import probe, read_frames
 
 runner = CliRunner()
 

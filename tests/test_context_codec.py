@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from vtok.codec import decode_file, encode_file
-from vtok.container import VtokReader
-from vtok.io import read_frames
-from vtok.model import ModelConfig, Tokenizer
-from vtok.train import TrainResult, export
-from vtok.trim import trim_file
+from vtok.codec.encode import decode_file, encode_file
+from vtok.format.container import VtokReader
+from vtok.media import read_frames
+from vtok.model.tokenizer import ModelConfig, Tokenizer
+from vtok.train.loop import TrainResult, export
+from vtok.codec.trim import trim_file
 
 CONFIG = ModelConfig(width=8, latent_width=16, encoder_depth=1, decoder_depth=1, stride=4, levels=4, context=True)
 
@@ -24,7 +24,7 @@ def tiny_model(tmp_path) -> str:
 
 
 def test_context_model_encodes_decodes_and_trims(clip, tmp_path, tiny_model, monkeypatch):
-    monkeypatch.setattr("vtok.codec.KEYFRAME_INTERVAL", 2)
+    monkeypatch.setattr("vtok.codec.encode.KEYFRAME_INTERVAL", 2)
     out = tmp_path / "a.vtok"
     r = encode_file(src=clip, dst=out, model=tiny_model, threshold=0.5, device="cpu")
     with VtokReader(out) as reader:
@@ -46,7 +46,7 @@ def test_context_model_encodes_decodes_and_trims(clip, tmp_path, tiny_model, mon
 
 def test_context_decoding_uses_the_previous_block(clip, tmp_path, tiny_model):
     """Decoding block 1 alone (as if it were a keyframe) differs from decoding it after block 0."""
-    from vtok.weights import load_model, resolve
+    from vtok.model.registry import load_model, resolve
 
     out = tmp_path / "a.vtok"
     encode_file(src=clip, dst=out, model=tiny_model, device="cpu", rlt_threshold=0)
@@ -61,7 +61,7 @@ def test_context_decoding_uses_the_previous_block(clip, tmp_path, tiny_model):
 def test_a_file_made_by_other_weights_is_refused_with_one_clear_line(clip, tmp_path, tiny_model):
     from typer.testing import CliRunner
 
-    from vtok.cli import app
+    from vtok.cli.commands import app
 
     out = tmp_path / "a.vtok"
     encode_file(src=clip, dst=out, model=tiny_model, device="cpu")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from vtok.samples import WindowSampler, _decode_all, build_cache
-from vtok.weights import resolve
+from vtok.train.data import WindowSampler, _decode_all, build_cache
+from vtok.model.registry import resolve
 
 ROOT = Path(__file__).parent.parent
 
@@ -59,7 +59,7 @@ def test_windows_cut_on_a_torch_device_match_the_numpy_ones(clip, tmp_path):
 
 def test_opencv_decodes_the_frames_pyav_does(clip):
     pytest.importorskip("cv2")
-    from vtok.samples import _decode_all_opencv
+    from vtok.train.data import _decode_all_opencv
 
     a, b = _decode_all(clip), _decode_all_opencv(clip)
     assert a.shape == b.shape and np.abs(a.astype(int) - b.astype(int)).mean() < 1.0

@@ -31,8 +31,8 @@ def test_reference_lfq_matches_the_quantizer():
 def _real_block(clip, device):
     import numpy as np
 
-    from vtok.codec import to_model
-    from vtok.io import read_frames
+    from vtok.codec.encode import to_model
+    from vtok.media import read_frames
 
     frames = np.stack(list(read_frames(clip))[:8]).reshape(2, 4, 138, 250, 3)
     return to_model(frames, 8, device)
@@ -79,7 +79,7 @@ def test_cupy_rlt_is_identical_to_torch_on_random_and_real_data(clip):
 
 @pytest.mark.gpu
 def test_encode_on_cuda_matches_the_cpu(clip):
-    from vtok.weights import load_model, resolve
+    from vtok.model.registry import load_model, resolve
 
     entry = resolve("vtok-fsq")
     x = _real_block(clip, "cpu")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from vtok.order import TILE, position_levels, prefix_keep, prefix_order, tile_costs, tile_keep
+from vtok.format.layout import TILE, position_levels, prefix_keep, prefix_order, tile_costs, tile_keep
 
 
 @pytest.mark.parametrize("rows,cols", [(1, 1), (4, 4), (5, 9), (18, 32), (45, 60)])
@@ -40,9 +40,9 @@ def test_tile_levels():
 
 
 def test_shipped_model_decodes_any_prefix_and_quality_rises_with_tokens(clip):
-    from vtok.codec import to_model
-    from vtok.io import read_frames
-    from vtok.weights import load_model, resolve
+    from vtok.codec.encode import to_model
+    from vtok.media import read_frames
+    from vtok.model.registry import load_model, resolve
 
     model = load_model(resolve("vtok-fsq"))
     frames = np.stack(list(read_frames(clip))[:8]).reshape(2, 4, 138, 250, 3)

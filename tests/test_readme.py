@@ -6,7 +6,7 @@ from pathlib import Path
 from conftest import default_grid
 from typer.testing import CliRunner
 
-from vtok.cli import app
+from vtok.cli.commands import app
 
 README = Path(__file__).parent.parent / "README.md"
 

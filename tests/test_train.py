@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from vtok.errors import VtokError
-from vtok.model import ModelConfig
-from vtok.samples import WindowSampler, build_cache
-from vtok.train import FixedWindows, _MaskSampler, export, train_model
+from vtok.model.tokenizer import ModelConfig
+from vtok.train.data import WindowSampler, build_cache
+from vtok.train.loop import FixedWindows, _MaskSampler, export, train_model
 
 TINY = ModelConfig(width=8, latent_width=16, encoder_depth=1, decoder_depth=1)
 TINY_CONTEXT = ModelConfig(width=8, latent_width=16, encoder_depth=1, decoder_depth=1, stride=4, levels=4, context=True)

@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vtok import ModelError
-from vtok.weights import builtin_dir, list_models, load_model, resolve
+from vtok.model.registry import builtin_dir, list_models, load_model, resolve
 
 
 def hub_layout(folder):

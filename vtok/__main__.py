@@ -1,3 +1,3 @@
-from vtok.cli import main
+from vtok.cli.commands import main
 
 main()

@@ -19,7 +19,7 @@ import numpy as np
 import zstandard
 
 from vtok.errors import ContainerError, OutputError
-from vtok.order import LAYOUTS, prefix_order, tile_keep, tile_size
+from vtok.format.layout import LAYOUTS, prefix_order, tile_keep, tile_size
 
 __all__ = ["Header", "Block", "BlockState", "VtokReader", "VtokWriter", "MAGIC", "VERSION"]
 
@@ -68,7 +68,7 @@ class Header:
     source: str = ""
     source_duration_s: float = 0.0
     token_stride: int = 8  # pixels per token side
-    levels: int = 3  # budget levels per tile (vtok.order)
+    levels: int = 3  # budget levels per tile (vtok.format.layout)
     keyframe_interval: int = 0  # blocks from one keyframe to the next; 0: only block 0 (models without context)
 
     @property
@@ -86,7 +86,7 @@ class Header:
 
     @property
     def tiles(self) -> tuple[int, int]:
-        """Budget tiles per block: (rows, columns), each T x T token positions (vtok.order)."""
+        """Budget tiles per block: (rows, columns), each T x T token positions (vtok.format.layout)."""
         rows, cols = self.grid
         t = tile_size(self.levels)
         return -(-rows // t), -(-cols // t)
@@ -195,7 +195,7 @@ class Block:
     run_mask: bool (rows, cols), True where the position continues a run: it reuses the previous
       block's code and keep state, and stores nothing.
     tile_levels: int8 (tile rows, tile cols) in 0..levels-1: the budget. A fresh position is kept
-      when its level (vtok.order) is at most its tile's level; the decoder infills the others.
+      when its level (vtok.format.layout) is at most its tile's level; the decoder infills the others.
     codes: uint (n_codes,): the codes of the kept fresh positions, in coarse-to-fine order.
     """
 

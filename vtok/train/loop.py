@@ -1,6 +1,6 @@
 """Train a tokenizer on folders of videos and images: `vtok train`.
 
-From folders, every step draws fresh windows from a frame cache (vtok.samples), and the last tenth
+From folders, every step draws fresh windows from a frame cache (vtok.train.data), and the last tenth
 of each video is held out for the logged figures. Fixed windows can also be sampled once and saved
 to one safetensors file, to train elsewhere, for example on a machine that has no PyAV.
 
@@ -27,10 +27,10 @@ from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import load_file, save_file
 
 from vtok.errors import MediaError, VtokError
-from vtok.model import ARCHITECTURES, ModelConfig, Tokenizer
-from vtok.order import position_levels, prefix_keep, prefix_order, tile_size
-from vtok.samples import VIDEO_SUFFIXES, WindowSampler, build_cache, pan_window
-from vtok.samples import sources as _sources
+from vtok.model.tokenizer import ARCHITECTURES, ModelConfig, Tokenizer
+from vtok.format.layout import position_levels, prefix_keep, prefix_order, tile_size
+from vtok.train.data import VIDEO_SUFFIXES, WindowSampler, build_cache, pan_window
+from vtok.train.data import sources as _sources
 
 __all__ = ["sample_windows", "train_model", "TrainResult", "FixedWindows", "VIDEO_SUFFIXES"]
 
@@ -64,7 +64,7 @@ def sample_windows(
     window in ten) become slowly panning stills. Each video is streamed once, so memory stays
     bounded by one window per pending start.
     """
-    from vtok.io import read_frames  # PyAV is needed only when sampling from media files
+    from vtok.media import read_frames  # PyAV is needed only when sampling from media files
 
     rng = random.Random(seed)
     videos, images = _sources(paths)
@@ -73,7 +73,7 @@ def sample_windows(
     n_images = min(len(images) and max(1, count // 10), count)
     lengths = []
     for v in videos:
-        from vtok.io import probe
+        from vtok.media import probe
 
         lengths.append(max(probe(v).frames_hint, 2 * frames))
     weights = [math.sqrt(n) for n in lengths]
@@ -94,7 +94,7 @@ def sample_windows(
                     windows.append(crop)
         if progress:
             progress(i + 1, len(videos) + (1 if images else 0))
-    from vtok.io import read_frames as read_image  # PyAV reads still images as one-frame videos
+    from vtok.media import read_frames as read_image  # PyAV reads still images as one-frame videos
 
     while images and len(windows) < count:
         image = next(read_image(rng.choice(images)))

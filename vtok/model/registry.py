@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from vtok.errors import ModelError
-from vtok.model import ModelConfig, Tokenizer
+from vtok.model.tokenizer import ModelConfig, Tokenizer
 
 __all__ = ["DEFAULT_MODEL", "ModelEntry", "resolve", "load_model", "list_models", "builtin_dir"]
 

@@ -1,6 +1,6 @@
 """Elastic budgets: for each block, the fewest tokens whose reconstruction keeps MSE under a threshold.
 
-The budget is a level per 32x32-pixel tile (vtok.order): 1, 4 or 16 tokens (stride 8), or 1, 4,
+The budget is a level per 32x32-pixel tile (vtok.format.layout): 1, 4 or 16 tokens (stride 8), or 1, 4,
 16 or 64 (stride 4). One encode serves every budget; the search runs only the decoder, at most
 four passes per block, three in the common case:
 1. decode at the full level everywhere. A block that misses the threshold even so is flagged and
@@ -21,8 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vtok.model import Tokenizer
-from vtok.order import tile_costs, tile_keep, tile_size
+from vtok.model.tokenizer import Tokenizer
+from vtok.format.layout import tile_costs, tile_keep, tile_size
 
 __all__ = ["Budget", "choose_budget", "keep_for"]
 

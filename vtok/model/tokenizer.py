@@ -11,7 +11,7 @@ Two layouts:
   Its decoder runs at 1/4 resolution with a 1/8 branch, whose wider view infills coarse prefixes.
 
 The decoder takes a keep mask and infills the positions whose tokens were dropped, so a prefix of
-the coarse-to-fine order (vtok.order) decodes to a usable picture. With `context`, it also sees
+the coarse-to-fine order (vtok.format.layout) decodes to a usable picture. With `context`, it also sees
 the last decoded frame of the previous block, as a real decoder has it (none at a keyframe).
 """
 
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vtok import kernels
-from vtok.order import LAYOUTS
+from vtok.format.layout import LAYOUTS
 from vtok.quantize import make_quantizer
 
 __all__ = ["ModelConfig", "Tokenizer", "ARCHITECTURES"]
@@ -39,7 +39,7 @@ class ModelConfig:
     encoder_depth: int = 2  # residual blocks per encoder stage
     decoder_depth: int = 3  # residual blocks per decoder stage: decoding quality pays most
     stride: int = 8  # pixels per token side (8 or 4); inputs are padded to a multiple of it
-    levels: int = 3  # budget levels per 32x32 tile (vtok.order): 3 at stride 8, 4 at stride 4
+    levels: int = 3  # budget levels per 32x32 tile (vtok.format.layout): 3 at stride 8, 4 at stride 4
     context: bool = False  # the decoder sees the previous block's last decoded frame
 
     def __post_init__(self) -> None:

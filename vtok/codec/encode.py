@@ -15,13 +15,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vtok.budget import choose_budget
-from vtok.container import FLAG_MISSED_THRESHOLD, Header, VtokReader, VtokWriter, stored_positions
+from vtok.budget.elastic import choose_budget
+from vtok.format.container import FLAG_MISSED_THRESHOLD, Header, VtokReader, VtokWriter, stored_positions
 from vtok.errors import MediaError, ModelError
-from vtok.output import check_output
-from vtok.rlt import DEFAULT_THRESHOLD as RLT_DEFAULT
-from vtok.rlt import RunTracker
-from vtok.weights import DEFAULT_MODEL, ModelEntry, load_model, resolve
+from vtok.files import check_output
+from vtok.budget.runs import DEFAULT_THRESHOLD as RLT_DEFAULT
+from vtok.budget.runs import RunTracker
+from vtok.model.registry import DEFAULT_MODEL, ModelEntry, load_model, resolve
 
 __all__ = ["encode_file", "decode_file", "EncodeResult", "DecodeResult"]
 
@@ -124,12 +124,12 @@ def encode_file(
     """Tokenize the video `src` into the `.vtok` file `dst`.
 
     threshold: MSE per block with pixels on [-1, 1] (0.003 is about 31.2 dB); each block gets the
-      fewest tokens that meet it (vtok.budget), and blocks that miss it even at the full budget are
+      fewest tokens that meet it (vtok.budget.elastic), and blocks that miss it even at the full budget are
       flagged. 0 means the full budget everywhere.
     rlt_threshold: mean absolute difference (on [0, 1] pixels) under which a 16x16 patch continues
-      its run and stores no tokens (vtok.rlt); 0 turns run-length tokenization off.
+      its run and stores no tokens (vtok.budget.runs); 0 turns run-length tokenization off.
     """
-    from vtok.io import extract_audio, probe, read_frames
+    from vtok.media import extract_audio, probe, read_frames
 
     src, dst = Path(src), Path(dst)
     if threshold < 0 or rlt_threshold < 0:
@@ -256,7 +256,7 @@ def decode_file(
     progress: Progress | None = None,
 ) -> DecodeResult:
     """Decode the `.vtok` file `src` to an H.264 mp4 `dst`, with the source's audio if it had any."""
-    from vtok.io import VideoWriter
+    from vtok.media import VideoWriter
 
     src, dst = Path(src), Path(dst)
     if not 0 <= crf <= 51:

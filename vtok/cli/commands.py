@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from vtok.errors import VtokError
-from vtok.output import check_output
+from vtok.files import check_output
 
 app = typer.Typer(
     name="vtok",
@@ -110,8 +110,8 @@ def encode(
     force: Force = False,
 ) -> None:
     """Tokenize a video into a .vtok file."""
-    from vtok.codec import encode_file
-    from vtok.io import probe
+    from vtok.codec.encode import encode_file
+    from vtok.media import probe
 
     with _errors():
         total = probe(src).frames_hint
@@ -148,8 +148,8 @@ def decode(
     force: Force = False,
 ) -> None:
     """Decode a .vtok file back to an H.264 mp4 (with the source's audio, if it had any)."""
-    from vtok.codec import decode_file
-    from vtok.container import VtokReader
+    from vtok.codec.encode import decode_file
+    from vtok.format.container import VtokReader
 
     with _errors():
         with VtokReader(src) as reader:
@@ -175,7 +175,7 @@ def inspect(
     plot: Annotated[Path | None, typer.Option(help="Also write a PNG chart of tokens per frame here.")] = None,
 ) -> None:
     """Show what a .vtok file holds: header, tokens per frame, savings, bits per pixel, checksums."""
-    from vtok.stats import inspect_file, plot_tokens, sparkline
+    from vtok.codec.inspect import inspect_file, plot_tokens, sparkline
 
     with _errors():
         s = inspect_file(path=src)
@@ -250,7 +250,7 @@ def trim(
     force: Force = False,
 ) -> None:
     """Lower a .vtok file's budgets without re-encoding; the result decodes with the same model."""
-    from vtok.trim import trim_file
+    from vtok.codec.trim import trim_file
 
     with _errors():
         r = trim_file(src=src, dst=output, max_tokens_per_frame=max_tokens, force=force)
@@ -274,9 +274,9 @@ def bench(
     from rich.console import Console
     from rich.table import Table
 
-    from vtok.bench import bd_rates, elastic_gain, run_bench
-    from vtok.train import VIDEO_SUFFIXES
-    from vtok.weights import list_models
+    from vtok.bench.runner import bd_rates, elastic_gain, run_bench
+    from vtok.train.loop import VIDEO_SUFFIXES
+    from vtok.model.registry import list_models
 
     with _errors():
         files = []
@@ -350,7 +350,7 @@ def bench(
 @app.command()
 def models(as_json: Json = False) -> None:
     """List the built-in models, where each comes from, and its held-out quality."""
-    from vtok.weights import list_models
+    from vtok.model.registry import list_models
 
     with _errors():
         entries = list_models()
@@ -416,7 +416,7 @@ def train(
     ] = None,
 ) -> None:
     """Train a tokenizer and write its weights and manifest entry."""
-    from vtok.train import run_training
+    from vtok.train.loop import run_training
 
     with _errors():
         entry = run_training(

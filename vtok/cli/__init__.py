@@ -1,0 +1,5 @@
+"""The `vtok` command line."""
+
+from vtok.cli.commands import app, main
+
+__all__ = ["app", "main"]
