@@ -22,7 +22,7 @@ import numpy as np
 
 from vtok.bench.runner import centre_crop
 from vtok.codec.encode import decode_file, encode_file
-from vtok.format.container import VtokReader
+from vtok.format import VtokReader
 from vtok.media import VideoWriter, probe, read_frames
 from vtok.codec.inspect import inspect_file
 

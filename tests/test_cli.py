@@ -8,7 +8,7 @@ from conftest import default_grid
 from typer.testing import CliRunner
 
 from vtok.cli.commands import app
-from vtok.format.container import VtokReader, VtokWriter
+from vtok.format import VtokReader, VtokWriter
 from vtok.media import probe, read_frames
 
 runner = CliRunner()

@@ -7,7 +7,7 @@ import pytest
 from conftest import DATA, GENERATE
 
 from vtok import ContainerError
-from vtok.format.container import FLAG_MISSED_THRESHOLD, MAGIC, Header, VtokReader, VtokWriter
+from vtok.format import FLAG_MISSED_THRESHOLD, MAGIC, Header, VtokReader, VtokWriter
 from vtok.format.layout import tile_keep
 
 GOLDEN = DATA / "golden_v1.vtok"

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vtok.codec.encode import decode_file, encode_file
-from vtok.format.container import VtokReader
+from vtok.format import VtokReader
 from vtok.media import read_frames
 from vtok.model.tokenizer import ModelConfig, Tokenizer
 from vtok.train.loop import TrainResult, export

@@ -12,7 +12,7 @@ Reading a `.vtok` file needs only numpy and zstandard:
 
 from pathlib import Path
 
-from vtok.format.container import Block, Header, VtokReader, VtokWriter
+from vtok.format import Block, Header, VtokReader, VtokWriter
 from vtok.errors import ContainerError, MediaError, ModelError, OutputError, VtokError
 
 __all__ = [

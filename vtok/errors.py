@@ -1,14 +1,24 @@
 """One error hierarchy: every failure vtok expects is a `VtokError`.
 
-Each subclass also inherits the builtin that fits, so callers may catch either.
-The CLI prints a `VtokError` as one line on stderr and exits with code 1.
+Each subclass also inherits the builtin that fits, so callers may catch either. An error may name
+the `option`, the library keyword it concerns (`force`, `threshold`, ...); the command line turns
+that into its own flag, so library messages never name flags. The CLI prints a `VtokError` as one
+line on stderr and exits with code 1, or 2 for a `UsageError`.
 """
 
-__all__ = ["VtokError", "ContainerError", "MediaError", "ModelError", "OutputError"]
+__all__ = ["VtokError", "UsageError", "ContainerError", "MediaError", "ModelError", "OutputError"]
 
 
 class VtokError(Exception):
     """Base class of all errors that vtok raises on purpose."""
+
+    def __init__(self, message: str, *, option: str | None = None):
+        super().__init__(message)
+        self.option = option
+
+
+class UsageError(VtokError, ValueError):
+    """An argument is out of its range or does not fit the others."""
 
 
 class ContainerError(VtokError, ValueError):

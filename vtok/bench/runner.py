@@ -203,7 +203,7 @@ def _vtok_runs(
     clip: str, video: np.ndarray, rate: Fraction, model: str, thresholds: list[float], work: Path, done: set[str]
 ) -> list[Run]:
     from vtok.codec.encode import decode_file, encode_file
-    from vtok.format.container import VtokReader
+    from vtok.format import VtokReader
     from vtok.codec.inspect import inspect_file
     from vtok.codec.trim import trim_file
 

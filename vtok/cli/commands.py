@@ -149,7 +149,7 @@ def decode(
 ) -> None:
     """Decode a .vtok file back to an H.264 mp4 (with the source's audio, if it had any)."""
     from vtok.codec.encode import decode_file
-    from vtok.format.container import VtokReader
+    from vtok.format import VtokReader
 
     with _errors():
         with VtokReader(src) as reader:

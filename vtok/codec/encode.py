@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from vtok.budget.elastic import choose_budget
-from vtok.format.container import FLAG_MISSED_THRESHOLD, Header, VtokReader, VtokWriter, stored_positions
+from vtok.format import FLAG_MISSED_THRESHOLD, Header, VtokReader, VtokWriter, stored_positions
 from vtok.errors import MediaError, ModelError
 from vtok.files import check_output
 from vtok.budget.runs import DEFAULT_THRESHOLD as RLT_DEFAULT

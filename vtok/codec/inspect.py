@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vtok.format.container import VtokReader
+from vtok.format import VtokReader
 
 __all__ = ["inspect_file", "sparkline", "plot_tokens"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vtok.format.container import VtokReader, VtokWriter, stored_positions
+from vtok.format import VtokReader, VtokWriter, stored_positions
 from vtok.format.layout import prefix_order, tile_costs
 from vtok.files import check_output
 

@@ -1,0 +1,17 @@
+"""The `.vtok` file format: token layout, header, blocks and the container's bytes. Never torch or av."""
+
+from vtok.format.blocks import FLAG_MISSED_THRESHOLD, Block, BlockState, stored_positions
+from vtok.format.container import MAGIC, VERSION, VtokReader, VtokWriter
+from vtok.format.header import Header
+
+__all__ = [
+    "Header",
+    "Block",
+    "BlockState",
+    "VtokReader",
+    "VtokWriter",
+    "stored_positions",
+    "FLAG_MISSED_THRESHOLD",
+    "MAGIC",
+    "VERSION",
+]

@@ -1,38 +1,33 @@
-"""Read and write `.vtok` files, versions 2 and 3 (specified in docs/FORMAT.md). Needs numpy and zstandard only.
+"""Read and write `.vtok` files, versions 2 and 3 (docs/FORMAT.md): the bytes on disk.
 
-Version 3 is version 2 with the token layout in the header (stride, levels, keyframes); files of
-the first layout are still written as version 2, byte for byte.
+A file is a preamble, the header (vtok.format.header), chunks of blocks (vtok.format.blocks), an
+optional audio chunk, a seek index and a trailer. Needs numpy and zstandard only.
 """
 
-import json
-import math
 import os
 import struct
 import tempfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from fractions import Fraction
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import zstandard
 
 from vtok.errors import ContainerError, OutputError
-from vtok.format.layout import LAYOUTS, prefix_order, tile_keep, tile_size
+from vtok.files import atomic_path
+from vtok.format.blocks import Block, BlockState, ordered_positions, stored_positions
+from vtok.format.header import MAX_BLOCKS_PER_CHUNK, Header
 
-__all__ = ["Header", "Block", "BlockState", "VtokReader", "VtokWriter", "MAGIC", "VERSION"]
+__all__ = ["VtokReader", "VtokWriter", "MAGIC", "VERSION"]
 
 MAGIC = b"\x89VTOK\r\n\x1a"
 END_MAGIC = b"VTOKEND\x00"
 VERSION = 3  # the newest this module writes; it reads 2 and 3
-FLAG_MISSED_THRESHOLD = 1
 
 MAX_HEADER = 1 << 20
 MAX_CHUNK = 256 << 20
-MAX_BLOCKS_PER_CHUNK = 4096
-MAX_SIDE = 16384
-MAX_FRAMES = 1 << 31
 
 _PREAMBLE = struct.Struct("<8sHHI")
 _CHUNK_HEAD = struct.Struct("<4sIQ")
@@ -40,213 +35,6 @@ _TRAILER = struct.Struct("<Q8s")
 _BLKS_HEAD = struct.Struct("<II")
 _RECORD = np.dtype([("n_codes", "<u4"), ("frames", "u1"), ("flags", "u1"), ("reserved", "<u2")])
 _INDEX_ENTRY = np.dtype([("offset", "<u8"), ("first_block", "<u4"), ("n_blocks", "<u4")])
-
-
-def _code_dtype(codebook_size: int) -> str:
-    for name in ("uint8", "uint16", "uint32"):
-        if codebook_size - 1 <= np.iinfo(name).max:
-            return name
-    raise ContainerError(f"codebook of {codebook_size} codes does not fit uint32")
-
-
-@dataclass(frozen=True)
-class Header:
-    """Everything a `.vtok` file says about its video and the model that tokenized it."""
-
-    model: str
-    model_sha256: str
-    model_config: dict
-    quantizer: dict
-    codebook_size: int
-    block_frames: int
-    width: int
-    height: int
-    frames: int
-    rate: Fraction
-    threshold: float = 0.0
-    rlt_threshold: float = 0.0
-    source: str = ""
-    source_duration_s: float = 0.0
-    token_stride: int = 8  # pixels per token side
-    levels: int = 3  # budget levels per tile (vtok.format.layout)
-    keyframe_interval: int = 0  # blocks from one keyframe to the next; 0: only block 0 (models without context)
-
-    @property
-    def grid(self) -> tuple[int, int]:
-        """Token positions per block: (rows, columns)."""
-        return math.ceil(self.height / self.token_stride), math.ceil(self.width / self.token_stride)
-
-    def is_keyframe(self, index: int) -> bool:
-        """Whether block `index` continues no runs and, for a model with context, is decoded without it."""
-        return index == 0 or (self.keyframe_interval > 0 and index % self.keyframe_interval == 0)
-
-    @property
-    def blocks(self) -> int:
-        return math.ceil(self.frames / self.block_frames)
-
-    @property
-    def tiles(self) -> tuple[int, int]:
-        """Budget tiles per block: (rows, columns), each T x T token positions (vtok.format.layout)."""
-        rows, cols = self.grid
-        t = tile_size(self.levels)
-        return -(-rows // t), -(-cols // t)
-
-    @property
-    def code_dtype(self) -> np.dtype:
-        return np.dtype(_code_dtype(self.codebook_size)).newbyteorder("<")
-
-    @property
-    def tokens_per_block(self) -> int:
-        """The full budget: one token per position."""
-        rows, cols = self.grid
-        return rows * cols
-
-    def to_bytes(self) -> bytes:
-        d = {
-            "model": self.model,
-            "model_sha256": self.model_sha256,
-            "model_config": self.model_config,
-            "quantizer": self.quantizer,
-            "codebook_size": self.codebook_size,
-            "code_dtype": _code_dtype(self.codebook_size),
-            "block_frames": self.block_frames,
-            "grid": list(self.grid),
-            "threshold": float(self.threshold),
-            "rlt_threshold": float(self.rlt_threshold),
-            "token_order": _token_order(self.levels),
-            "width": self.width,
-            "height": self.height,
-            "frames": self.frames,
-            "rate": [self.rate.numerator, self.rate.denominator],
-            "blocks": self.blocks,
-            "source": self.source,
-            "source_duration_s": float(self.source_duration_s),
-        }
-        if self.version == 3:  # files of the first layout keep their version-2 bytes
-            d |= {"token_stride": self.token_stride, "levels": self.levels, "keyframe_interval": self.keyframe_interval}
-        return json.dumps(d, separators=(",", ":"), ensure_ascii=True).encode()
-
-    @classmethod
-    def from_bytes(cls, raw: bytes) -> "Header":
-        try:
-            d = json.loads(raw.decode())
-            header = cls(
-                model=str(d["model"]),
-                model_sha256=str(d["model_sha256"]),
-                model_config=dict(d["model_config"]),
-                quantizer=dict(d["quantizer"]),
-                codebook_size=int(d["codebook_size"]),
-                block_frames=int(d["block_frames"]),
-                width=int(d["width"]),
-                height=int(d["height"]),
-                frames=int(d["frames"]),
-                rate=Fraction(int(d["rate"][0]), int(d["rate"][1])),
-                threshold=float(d["threshold"]),
-                rlt_threshold=float(d["rlt_threshold"]),
-                source=str(d["source"]),
-                source_duration_s=float(d["source_duration_s"]),
-                token_stride=int(d.get("token_stride", 8)),
-                levels=int(d.get("levels", 3)),
-                keyframe_interval=int(d.get("keyframe_interval", 0)),
-            )
-        except (ValueError, KeyError, TypeError, IndexError, ZeroDivisionError) as e:
-            raise ContainerError(f"header is malformed ({e.__class__.__name__}: {e})") from None
-        header.check()
-        if d.get("grid") != list(header.grid) or d.get("blocks") != header.blocks:
-            raise ContainerError("header grid or block count disagrees with its size and frame count")
-        if d.get("token_order") != _token_order(header.levels):
-            raise ContainerError(f"unknown token order {d.get('token_order')!r}")
-        if d.get("code_dtype") != _code_dtype(header.codebook_size):
-            raise ContainerError("header code_dtype disagrees with its codebook size")
-        return header
-
-    def check(self) -> None:
-        """Raise ContainerError unless every field is within the format's limits."""
-        if not (1 <= self.width <= MAX_SIDE and 1 <= self.height <= MAX_SIDE):
-            raise ContainerError(f"frame size {self.width}x{self.height} is outside 1..{MAX_SIDE}")
-        if not 0 <= self.frames <= MAX_FRAMES:
-            raise ContainerError(f"frame count {self.frames} is outside 0..{MAX_FRAMES}")
-        if not 1 <= self.block_frames <= 64:
-            raise ContainerError(f"block of {self.block_frames} frames is outside 1..64")
-        if not 2 <= self.codebook_size <= 1 << 32:
-            raise ContainerError(f"codebook size {self.codebook_size} is outside 2..2^32")
-        if self.rate <= 0:
-            raise ContainerError(f"frame rate {self.rate} is not positive")
-        if (self.token_stride, self.levels) not in LAYOUTS:
-            raise ContainerError(f"unknown token layout: stride {self.token_stride} with {self.levels} levels")
-        if not 0 <= self.keyframe_interval <= MAX_BLOCKS_PER_CHUNK:  # a chunk starts at a keyframe
-            raise ContainerError(f"keyframe interval {self.keyframe_interval} is outside 0..{MAX_BLOCKS_PER_CHUNK}")
-
-    @property
-    def version(self) -> int:
-        """The format version this header needs: 2 for the first layout, 3 for the others."""
-        return 2 if (self.token_stride, self.levels, self.keyframe_interval) == (8, 3, 0) else 3
-
-
-def _token_order(levels: int) -> str:
-    t = tile_size(levels)
-    return f"levels-{t}x{t}"
-
-
-@dataclass
-class Block:
-    """One block of `frames` frames as stored.
-
-    run_mask: bool (rows, cols), True where the position continues a run: it reuses the previous
-      block's code and keep state, and stores nothing.
-    tile_levels: int8 (tile rows, tile cols) in 0..levels-1: the budget. A fresh position is kept
-      when its level (vtok.format.layout) is at most its tile's level; the decoder infills the others.
-    codes: uint (n_codes,): the codes of the kept fresh positions, in coarse-to-fine order.
-    """
-
-    index: int
-    frames: int
-    flags: int
-    run_mask: np.ndarray
-    tile_levels: np.ndarray
-    codes: np.ndarray = field(repr=False)
-    levels: int = 3
-
-    @property
-    def missed_threshold(self) -> bool:
-        return bool(self.flags & FLAG_MISSED_THRESHOLD)
-
-    def fresh_keep(self) -> np.ndarray:
-        """bool (rows, cols): the positions whose codes this block stores."""
-        return stored_positions(self.run_mask, self.tile_levels, self.levels)
-
-    def state(self, previous: "BlockState | None") -> "BlockState":
-        """The decoder's input for this block: every position's code and whether it is kept."""
-        rows, cols = self.run_mask.shape
-        indices = np.zeros((rows, cols), np.int64)
-        keep = self.fresh_keep()
-        if self.run_mask.any():
-            if previous is None:
-                raise ContainerError(f"block {self.index} continues runs but has no previous block")
-            indices[self.run_mask] = previous.indices[self.run_mask]
-            keep = keep | (self.run_mask & previous.keep)
-        flat = indices.reshape(-1)
-        flat[_ordered(self.fresh_keep(), self.levels)] = self.codes
-        return BlockState(indices, keep)
-
-
-@dataclass
-class BlockState:
-    """What the decoder sees for one block: indices int64 (rows, cols), keep bool (rows, cols)."""
-
-    indices: np.ndarray
-    keep: np.ndarray
-
-
-def stored_positions(run_mask: np.ndarray, tile_levels: np.ndarray, levels: int = 3) -> np.ndarray:
-    """bool (rows, cols): fresh positions (not in a run) whose level is within their tile's budget."""
-    return ~run_mask & tile_keep(tile_levels, *run_mask.shape, levels)
-
-
-def _ordered(mask: np.ndarray, levels: int) -> np.ndarray:
-    """Flat indices of the True positions of mask (rows, cols), in coarse-to-fine order."""
-    order = prefix_order(*mask.shape, levels)
-    return order[mask.reshape(-1)[order]]
 
 
 def _chunk_crc(kind: bytes, payload: bytes) -> int:
@@ -289,8 +77,8 @@ class VtokWriter:
         run_mask: np.ndarray | None = None,
         tile_levels: np.ndarray | None = None,
         flags: int = 0,
-    ) -> None:
-        """Append one block.
+    ) -> int:
+        """Append one block; returns the number of codes it stores.
 
         indices: int (rows, cols), the block's full code grid; only the stored positions are kept.
         run_mask: bool (rows, cols), positions that continue a run (default none).
@@ -307,7 +95,7 @@ class VtokWriter:
             raise ValueError(f"block {self._next_block}: tile levels outside 0..{h.levels - 1}")
         if h.is_keyframe(self._next_block) and mask.any():
             raise ValueError(f"block {self._next_block} is a keyframe and cannot continue runs")
-        codes = indices.reshape(-1)[_ordered(stored_positions(mask, levels, h.levels), h.levels)]
+        codes = indices.reshape(-1)[ordered_positions(stored_positions(mask, levels, h.levels), h.levels)]
         if codes.size and (codes.min() < 0 or codes.max() >= self.header.codebook_size):
             raise ValueError(f"block {self._next_block}: codes outside [0, {self.header.codebook_size})")
         block = Block(self._next_block, frames, flags, mask, levels, codes.astype(h.code_dtype), h.levels)
@@ -315,6 +103,7 @@ class VtokWriter:
         self._next_block += 1
         if len(self._pending) >= self._per_chunk:
             self._flush()
+        return int(codes.size)
 
     def add_audio(self, blob: bytes) -> None:
         self._audio = blob
@@ -341,51 +130,49 @@ class VtokWriter:
             raise OutputError(f"{self.path}: cannot write ({e.strerror})") from None
 
     def close(self, *, frames: int | None = None) -> None:
-        """Finish the file. `frames` sets the header's exact frame count when it was not known upfront."""
-        self._flush()
-        header = self.header if frames is None else _replace_frames(self.header, frames)
-        if header.blocks != self._next_block:
-            raise ValueError(f"{self._next_block} blocks written for {header.frames} frames ({header.blocks} blocks)")
-        head = header.to_bytes()
-        start = _PREAMBLE.size + len(head) + 4
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.part")
+        """Finish the file. `frames` sets the header's exact frame count when it was not known upfront.
+
+        Closing twice does nothing the second time.
+        """
+        if self._spool.closed:
+            return
         try:
-            with open(tmp, "wb") as out:
-                self._write(
-                    out,
-                    _PREAMBLE.pack(MAGIC, header.version, 0, len(head)) + head + struct.pack("<I", zlib.crc32(head)),
-                )
-                self._spool.seek(0)
-                while data := self._spool.read(1 << 20):
-                    self._write(out, data)
-                if self._audio is not None:
-                    self._write(out, _chunk(b"AUDI", self._audio))
-                index_at = out.tell()
-                entries = np.array([(start + o, b, n) for o, b, n in self._index], _INDEX_ENTRY)
-                self._write(out, _chunk(b"INDX", struct.pack("<I", len(entries)) + entries.tobytes()))
-                self._write(out, _TRAILER.pack(index_at, END_MAGIC))
-            tmp.replace(self.path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+            self._flush()
+            header = self.header if frames is None else replace(self.header, frames=frames)
+            if header.blocks != self._next_block:
+                raise ValueError(f"{self._next_block} blocks written for {header.frames} frames ({header.blocks} blocks)")
+            with atomic_path(self.path) as tmp, open(tmp, "wb") as out:
+                self._assemble(out, header)
         finally:
             self._spool.close()
 
+    def _assemble(self, out, header: Header) -> None:
+        head = header.to_bytes()
+        start = _PREAMBLE.size + len(head) + 4
+        self._write(out, _PREAMBLE.pack(MAGIC, header.version, 0, len(head)) + head + struct.pack("<I", zlib.crc32(head)))
+        self._spool.seek(0)
+        while data := self._spool.read(1 << 20):
+            self._write(out, data)
+        if self._audio is not None:
+            self._write(out, _chunk(b"AUDI", self._audio))
+        index_at = out.tell()
+        entries = np.array([(start + o, b, n) for o, b, n in self._index], _INDEX_ENTRY)
+        self._write(out, _chunk(b"INDX", struct.pack("<I", len(entries)) + entries.tobytes()))
+        self._write(out, _TRAILER.pack(index_at, END_MAGIC))
+
     def abort(self) -> None:
+        """Drop everything written so far: no file appears."""
         self._spool.close()
 
     def __enter__(self) -> "VtokWriter":
         return self
 
     def __exit__(self, exc_type, *_) -> None:
-        if exc_type is not None:
+        """A normal exit finishes the file (as `close` would); an exception leaves none."""
+        if exc_type is None:
+            self.close()
+        else:
             self.abort()
-
-
-def _replace_frames(header: Header, frames: int) -> Header:
-    from dataclasses import replace
-
-    return replace(header, frames=frames)
 
 
 class VtokReader:

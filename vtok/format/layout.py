@@ -20,17 +20,28 @@ __all__ = [
     "prefix_keep",
     "tile_keep",
     "tile_costs",
+    "tile_grid",
     "LAYOUTS",
+    "FIRST_STRIDE",
+    "LEVELS",
+    "PATCH",
 ]
 
-LEVELS = 3  # levels of the original layout (stride 8); models give their own
-TILE = 4  # positions per tile side at LEVELS levels
 LAYOUTS = ((8, 3), (4, 4))  # the (token stride, levels) pairs models and files use
+FIRST_STRIDE, LEVELS = LAYOUTS[0]  # the first layout: the defaults of files and models that name none
+TILE = 4  # positions per tile side at LEVELS levels
+PATCH = 16  # pixels per side of a run-length patch (vtok.budget.runs): 2x2 positions at stride 8, 4x4 at 4
 
 
 def tile_size(levels: int) -> int:
     """Positions per tile side: the span of one level-0 token."""
     return 1 << (levels - 1)
+
+
+def tile_grid(rows: int, cols: int, levels: int = LEVELS) -> tuple[int, int]:
+    """Budget tiles covering a grid of rows x cols positions: (tile rows, tile cols), rounded up."""
+    t = tile_size(levels)
+    return -(-rows // t), -(-cols // t)
 
 
 def position_levels(rows: int, cols: int, levels: int = LEVELS) -> np.ndarray:
@@ -88,7 +99,7 @@ def tile_costs(run_mask: np.ndarray, levels: int = LEVELS) -> np.ndarray:
     """
     rows, cols = run_mask.shape
     t = tile_size(levels)
-    tiles = (-(-rows // t), -(-cols // t))
+    tiles = tile_grid(rows, cols, levels)
     lv = position_levels(rows, cols, levels)
     pad = ((0, tiles[0] * t - rows), (0, tiles[1] * t - cols))
     out = np.zeros((levels, *tiles), np.int64)
