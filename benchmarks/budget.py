@@ -22,9 +22,9 @@ import numpy as np
 
 from vtok.bench.runner import centre_crop
 from vtok.codec.encode import decode_file, encode_file
-from vtok.format import VtokReader
-from vtok.media import VideoWriter, probe, read_frames
 from vtok.codec.inspect import inspect_file
+from vtok.format import VtokReader
+from vtok.media.video import VideoWriter, probe, read_frames
 
 STATIC = {"arjun_vtest.avi", "arjun_car_traffic_small.mp4", "lamminhthien_overhead_crowd.avi"}
 THRESHOLDS = (0.001, 0.003, 0.01)

@@ -30,9 +30,10 @@ import numpy as np
 import torch
 
 from vtok.bench.runner import centre_crop, psnr
-from vtok.codec.encode import decode_file, encode_file, to_frames, to_model
-from vtok.media import VideoWriter, read_frames
+from vtok.codec.encode import decode_file, encode_file
 from vtok.format.layout import prefix_keep
+from vtok.media.video import VideoWriter, read_frames
+from vtok.model.pixels import to_frames, to_model
 from vtok.model.registry import load_model, resolve
 
 TOKENS_PER_FRAME = (16, 32, 64, 128, 256, 512, 1024)

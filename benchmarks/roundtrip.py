@@ -46,7 +46,7 @@ def _run(step: str, src: Path, dst: Path, model: str, threshold: float) -> dict:
 
 def psnr_files(a_path: Path, b_path: Path) -> float:
     """PSNR (RGB, 8-bit) of two videos, streamed frame by frame, from the MSE pooled over all frames."""
-    from vtok.media import read_frames
+    from vtok.media.video import read_frames
 
     total, n = 0.0, 0
     for a, b in zip(read_frames(a_path), read_frames(b_path), strict=True):

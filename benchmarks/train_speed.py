@@ -17,8 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vtok.model.pixels import to_model
 from vtok.model.tokenizer import ARCHITECTURES, Tokenizer
-from vtok.train.loop import _blocks_forward, _MaskSampler, _to_float
+from vtok.train.loop import _blocks_forward, _MaskSampler
 
 
 def _step_fn(name: str, setting: str, batch: int, crop: int):
@@ -31,7 +32,7 @@ def _step_fn(name: str, setting: str, batch: int, crop: int):
     bf = config.frames
     f = bf * (2 if config.context else 1)
     rng = np.random.default_rng(0)
-    x = _to_float(rng.integers(0, 256, (batch, f, crop, crop, 3), dtype=np.uint8), "cpu")
+    x = to_model(rng.integers(0, 256, (batch, f, crop, crop, 3), dtype=np.uint8))
     masks = _MaskSampler(crop // config.stride, crop // config.stride, "cpu", config.levels)
     gen = torch.Generator().manual_seed(0)
     bf16 = setting.startswith("bf16")

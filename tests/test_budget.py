@@ -26,8 +26,8 @@ def test_keep_for_runs_and_levels():
 
 
 def test_budget_meets_the_threshold_or_flags(clip):
-    from vtok.codec.encode import to_model
-    from vtok.media import read_frames
+    from vtok.media.video import read_frames
+    from vtok.model.pixels import to_model
     from vtok.model.registry import load_model, resolve
 
     model = load_model(resolve("vtok-fsq"))

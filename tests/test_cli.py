@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from vtok.cli.commands import app
 from vtok.format import VtokReader, VtokWriter
-from vtok.media import probe, read_frames
+from vtok.media.video import probe, read_frames
 
 runner = CliRunner()
 

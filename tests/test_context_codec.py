@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from vtok.codec.encode import decode_file, encode_file
+from vtok.codec.trim import trim_file
 from vtok.format import VtokReader
-from vtok.media import read_frames
+from vtok.media.video import read_frames
 from vtok.model.tokenizer import ModelConfig, Tokenizer
 from vtok.train.loop import TrainResult, export
-from vtok.codec.trim import trim_file
 
 CONFIG = ModelConfig(width=8, latent_width=16, encoder_depth=1, decoder_depth=1, stride=4, levels=4, context=True)
 

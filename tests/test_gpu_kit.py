@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from vtok.train.data import WindowSampler, _decode_all, build_cache
 from vtok.model.registry import resolve
+from vtok.train.data import WindowSampler, _decode_all, build_cache
 
 ROOT = Path(__file__).parent.parent
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from vtok import MediaError
-from vtok.media import VideoWriter, extract_audio, probe, read_frames
+from vtok.media.video import VideoWriter, extract_audio, probe, read_frames
 
 
 def make_video(path, *, codec, pix_fmt, rate, frames, width, height, fmt=None):

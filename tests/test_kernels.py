@@ -31,8 +31,8 @@ def test_reference_lfq_matches_the_quantizer():
 def _real_block(clip, device):
     import numpy as np
 
-    from vtok.codec.encode import to_model
-    from vtok.media import read_frames
+    from vtok.media.video import read_frames
+    from vtok.model.pixels import to_model
 
     frames = np.stack(list(read_frames(clip))[:8]).reshape(2, 4, 138, 250, 3)
     return to_model(frames, 8, device)

@@ -40,8 +40,8 @@ def test_tile_levels():
 
 
 def test_shipped_model_decodes_any_prefix_and_quality_rises_with_tokens(clip):
-    from vtok.codec.encode import to_model
-    from vtok.media import read_frames
+    from vtok.media.video import read_frames
+    from vtok.model.pixels import to_model
     from vtok.model.registry import load_model, resolve
 
     model = load_model(resolve("vtok-fsq"))

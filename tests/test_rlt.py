@@ -1,7 +1,7 @@
 import torch
 
-from vtok.kernels.torch_ref import rlt_update
 from vtok.budget.runs import PATCH, RunTracker
+from vtok.kernels.torch_ref import rlt_update
 
 
 def block(value: float, h: int = 32, w: int = 48) -> torch.Tensor:

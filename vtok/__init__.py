@@ -12,8 +12,8 @@ Reading a `.vtok` file needs only numpy and zstandard:
 
 from pathlib import Path
 
-from vtok.format import Block, Header, VtokReader, VtokWriter
 from vtok.errors import ContainerError, MediaError, ModelError, OutputError, VtokError
+from vtok.format import Block, Header, VtokReader, VtokWriter
 
 __all__ = [
     "open",

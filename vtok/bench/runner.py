@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from vtok.errors import MediaError, VtokError
-from vtok.media import VideoWriter, probe, read_frames
+from vtok.media.video import VideoWriter, probe, read_frames
 
 __all__ = ["run_bench", "Run", "CLASSICAL", "FIXED_SHARES", "bd_rate", "elastic_gain", "ssim", "psnr", "centre_crop"]
 
@@ -203,9 +203,9 @@ def _vtok_runs(
     clip: str, video: np.ndarray, rate: Fraction, model: str, thresholds: list[float], work: Path, done: set[str]
 ) -> list[Run]:
     from vtok.codec.encode import decode_file, encode_file
-    from vtok.format import VtokReader
     from vtok.codec.inspect import inspect_file
     from vtok.codec.trim import trim_file
+    from vtok.format import VtokReader
 
     src = work / "source.mp4"
     if not src.exists():

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vtok.model.tokenizer import Tokenizer
 from vtok.format.layout import tile_costs, tile_keep, tile_size
+from vtok.model.tokenizer import Tokenizer
 
 __all__ = ["Budget", "choose_budget", "keep_for"]
 

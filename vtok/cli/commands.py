@@ -111,7 +111,7 @@ def encode(
 ) -> None:
     """Tokenize a video into a .vtok file."""
     from vtok.codec.encode import encode_file
-    from vtok.media import probe
+    from vtok.media.video import probe
 
     with _errors():
         total = probe(src).frames_hint
@@ -275,7 +275,7 @@ def bench(
     from rich.table import Table
 
     from vtok.bench.runner import bd_rates, elastic_gain, run_bench
-    from vtok.train.loop import VIDEO_SUFFIXES
+    from vtok.media.find import VIDEO_SUFFIXES
     from vtok.model.registry import list_models
 
     with _errors():

@@ -13,14 +13,14 @@ from typing import TypeVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from vtok.budget.elastic import choose_budget
-from vtok.format import FLAG_MISSED_THRESHOLD, Header, VtokReader, VtokWriter, stored_positions
-from vtok.errors import MediaError, ModelError
-from vtok.files import check_output
 from vtok.budget.runs import DEFAULT_THRESHOLD as RLT_DEFAULT
 from vtok.budget.runs import RunTracker
+from vtok.errors import MediaError, ModelError
+from vtok.files import check_output
+from vtok.format import FLAG_MISSED_THRESHOLD, Header, VtokReader, VtokWriter, stored_positions
+from vtok.model.pixels import to_frames, to_model
 from vtok.model.registry import DEFAULT_MODEL, ModelEntry, load_model, resolve
 
 __all__ = ["encode_file", "decode_file", "EncodeResult", "DecodeResult"]
@@ -87,25 +87,6 @@ def _batches(items: Iterator[T], n: int) -> Iterator[list[T]]:
         yield batch
 
 
-def to_model(blocks: np.ndarray, stride: int, device: str) -> torch.Tensor:
-    """uint8 (B, F, H, W, 3) -> float32 (B, 3, F, H', W') in [-1, 1], H' and W' padded up to `stride`."""
-    x = torch.from_numpy(blocks).to(device).permute(0, 4, 1, 2, 3).float().div_(127.5).sub_(1)
-    h, w = x.shape[-2:]
-    pad_h, pad_w = -h % stride, -w % stride
-    if pad_h or pad_w:
-        b, c, f = x.shape[:3]
-        x = F.pad(x.reshape(b, c * f, h, w), (0, pad_w, 0, pad_h), mode="replicate").reshape(
-            b, c, f, h + pad_h, w + pad_w
-        )
-    return x
-
-
-def to_frames(x: torch.Tensor, height: int, width: int) -> np.ndarray:
-    """float (B, 3, F, H', W') in [-1, 1] -> uint8 (B, F, height, width, 3), cropped."""
-    x = x[..., :height, :width].add(1).mul_(127.5).round_().clamp_(0, 255)
-    return x.to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()
-
-
 def _batch_blocks(width: int, height: int, frames_per_block: int) -> int:
     return max(1, _BATCH_PIXELS // (frames_per_block * width * height))
 
@@ -129,7 +110,7 @@ def encode_file(
     rlt_threshold: mean absolute difference (on [0, 1] pixels) under which a 16x16 patch continues
       its run and stores no tokens (vtok.budget.runs); 0 turns run-length tokenization off.
     """
-    from vtok.media import extract_audio, probe, read_frames
+    from vtok.media.video import extract_audio, probe, read_frames
 
     src, dst = Path(src), Path(dst)
     if threshold < 0 or rlt_threshold < 0:
@@ -256,7 +237,7 @@ def decode_file(
     progress: Progress | None = None,
 ) -> DecodeResult:
     """Decode the `.vtok` file `src` to an H.264 mp4 `dst`, with the source's audio if it had any."""
-    from vtok.media import VideoWriter
+    from vtok.media.video import VideoWriter
 
     src, dst = Path(src), Path(dst)
     if not 0 <= crf <= 51:

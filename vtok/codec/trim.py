@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from vtok.files import check_output
 from vtok.format import VtokReader, VtokWriter, stored_positions
 from vtok.format.layout import prefix_order, tile_costs
-from vtok.files import check_output
 
 __all__ = ["trim_file", "TrimResult", "lower_levels"]
 

@@ -19,23 +19,12 @@ import numpy as np
 import torch
 
 from vtok.errors import MediaError
+from vtok.media.find import IMAGE_SUFFIXES, find_media
 
-__all__ = ["VIDEO_SUFFIXES", "IMAGE_SUFFIXES", "sources", "build_cache", "pan_window", "WindowSampler"]
+__all__ = ["build_cache", "pan_window", "WindowSampler"]
 
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v"}
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 IMAGE_SHARE = 0.1  # of windows: slowly panning stills
 PAN = 3  # pixels per frame, at most, that a still pans
-
-
-def sources(paths: list[Path]) -> tuple[list[Path], list[Path]]:
-    """Videos and images under `paths` (folders are walked recursively), sorted."""
-    files: list[Path] = []
-    for p in paths:
-        files += sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-    videos = [f for f in files if f.suffix.lower() in VIDEO_SUFFIXES]
-    images = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
-    return videos, images
 
 
 def _cache_name(src: Path) -> str:
@@ -47,7 +36,7 @@ def _cache_name(src: Path) -> str:
 def _decode_all(src: Path) -> np.ndarray:
     """Every frame of a video, or an image as one frame: uint8 (T, H, W, 3) RGB."""
     try:
-        from vtok.media import read_frames
+        from vtok.media.video import read_frames
     except ImportError:  # no PyAV: OpenCV gave identical frames on the clips tried (TRAINING.md)
         return _decode_all_opencv(src)
     return np.stack(list(read_frames(src)))
@@ -79,7 +68,7 @@ def build_cache(
 ) -> tuple[list[Path], list[Path]]:
     """Decode every video and image under `paths` into `cache` (once; kept while the source is
     unchanged). Returns the cached (videos, images) files, uint8 (T, H, W, 3) each."""
-    videos, images = sources(paths)
+    videos, images = find_media(paths)
     if not videos and not images:
         raise MediaError("no videos or images found in " + ", ".join(map(str, paths)))
     cache.mkdir(parents=True, exist_ok=True)

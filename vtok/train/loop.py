@@ -27,12 +27,13 @@ from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import load_file, save_file
 
 from vtok.errors import MediaError, VtokError
-from vtok.model.tokenizer import ARCHITECTURES, ModelConfig, Tokenizer
 from vtok.format.layout import position_levels, prefix_keep, prefix_order, tile_size
-from vtok.train.data import VIDEO_SUFFIXES, WindowSampler, build_cache, pan_window
-from vtok.train.data import sources as _sources
+from vtok.media.find import find_media
+from vtok.model.pixels import to_model
+from vtok.model.tokenizer import ARCHITECTURES, ModelConfig, Tokenizer
+from vtok.train.data import WindowSampler, build_cache, pan_window
 
-__all__ = ["sample_windows", "train_model", "TrainResult", "FixedWindows", "VIDEO_SUFFIXES"]
+__all__ = ["sample_windows", "train_model", "TrainResult", "FixedWindows"]
 
 
 def _crop(frames: np.ndarray, size: int, rng: random.Random) -> np.ndarray | None:
@@ -64,16 +65,16 @@ def sample_windows(
     window in ten) become slowly panning stills. Each video is streamed once, so memory stays
     bounded by one window per pending start.
     """
-    from vtok.media import read_frames  # PyAV is needed only when sampling from media files
+    from vtok.media.video import read_frames  # PyAV is needed only when sampling from media files
 
     rng = random.Random(seed)
-    videos, images = _sources(paths)
+    videos, images = find_media(paths)
     if not videos and not images:
         raise MediaError("no videos or images found in " + ", ".join(map(str, paths)))
     n_images = min(len(images) and max(1, count // 10), count)
     lengths = []
     for v in videos:
-        from vtok.media import probe
+        from vtok.media.video import probe
 
         lengths.append(max(probe(v).frames_hint, 2 * frames))
     weights = [math.sqrt(n) for n in lengths]
@@ -94,7 +95,7 @@ def sample_windows(
                     windows.append(crop)
         if progress:
             progress(i + 1, len(videos) + (1 if images else 0))
-    from vtok.media import read_frames as read_image  # PyAV reads still images as one-frame videos
+    from vtok.media.video import read_frames as read_image  # PyAV reads still images as one-frame videos
 
     while images and len(windows) < count:
         image = next(read_image(rng.choice(images)))
@@ -136,12 +137,6 @@ class FixedWindows:
         )
         x = self.windows[idx, :, y0 : y0 + s, x0 : x0 + s]
         return x[:, :, :, ::-1] if self.rng.random() < 0.5 else x
-
-
-def _to_float(x: np.ndarray | torch.Tensor, device: str) -> torch.Tensor:
-    """uint8 (B, F, S, S, 3) -> float32 (B, 3, F, S, S) in [-1, 1]."""
-    x = (x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))).to(device)
-    return x.permute(0, 4, 1, 2, 3).float() / 127.5 - 1
 
 
 class _MaskSampler:
@@ -333,7 +328,7 @@ def train_model(
         for group in opt.param_groups:
             warm = 1.0 if resumed else min(1.0, (step - done_steps + 1) / 200)  # fresh Adam moments warm up
             group["lr"] = lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
-        x = _to_float(sampler.batch(batch), device)
+        x = to_model(sampler.batch(batch), device=device)
         keeps = [masks(batch, gen) if progress >= masks_after else None for _ in range(n_blocks)]
         with torch.autocast(device_type, dtype=torch.bfloat16):
             ys, z = _blocks_forward(model, x, keeps)
@@ -377,7 +372,7 @@ def evaluate(model: Tokenizer, val: np.ndarray, device: str) -> dict:
     f, levels = model.config.frames, model.config.levels
     full, part, counts = [], [], torch.zeros(model.codebook_size, dtype=torch.float64)
     for i in range(0, len(val), 8):
-        x = _to_float(val[i : i + 8], device)
+        x = to_model(val[i : i + 8], device=device)
         n = x.shape[2] // f
         blocks = [x[:, :, j * f : (j + 1) * f] for j in range(n)]
         indices = [model.encode(b) for b in blocks]
