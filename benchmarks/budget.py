@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from vtok.bench.runner import centre_crop
-from vtok.codec.encode import decode_file, encode_file
-from vtok.codec.inspect import inspect_file
+from vtok.codec import decode_file, encode_file, inspect_file
 from vtok.format import VtokReader
 from vtok.media.video import VideoWriter, probe, read_frames
 

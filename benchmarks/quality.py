@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from vtok.bench.runner import centre_crop, psnr
-from vtok.codec.encode import decode_file, encode_file
+from vtok.codec import decode_file, encode_file
 from vtok.format.layout import prefix_keep
 from vtok.media.video import VideoWriter, read_frames
 from vtok.model.pixels import to_frames, to_model

@@ -22,7 +22,7 @@ import numpy as np
 def _child(step: str, src: str, dst: str, model: str, threshold: float) -> None:
     import resource
 
-    from vtok.codec.encode import decode_file, encode_file
+    from vtok.codec import decode_file, encode_file
 
     t = time.perf_counter()
     if step == "encode":
@@ -56,7 +56,7 @@ def psnr_files(a_path: Path, b_path: Path) -> float:
 
 
 def measure(clip: Path, model: str, threshold: float) -> dict:
-    from vtok.codec.inspect import inspect_file
+    from vtok.codec import inspect_file
 
     with tempfile.TemporaryDirectory() as d:
         vt, mp4 = Path(d) / "c.vtok", Path(d) / "c.mp4"

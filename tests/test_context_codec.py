@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from vtok.codec.encode import decode_file, encode_file
-from vtok.codec.trim import trim_file
+from vtok.codec import decode_file, encode_file, trim_file
 from vtok.format import VtokReader
 from vtok.media.video import read_frames
 from vtok.model.tokenizer import ModelConfig, Tokenizer

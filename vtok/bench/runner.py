@@ -202,9 +202,7 @@ def _timed(fn: Callable, *args, **kwargs) -> tuple[float, object]:
 def _vtok_runs(
     clip: str, video: np.ndarray, rate: Fraction, model: str, thresholds: list[float], work: Path, done: set[str]
 ) -> list[Run]:
-    from vtok.codec.encode import decode_file, encode_file
-    from vtok.codec.inspect import inspect_file
-    from vtok.codec.trim import trim_file
+    from vtok.codec import decode_file, encode_file, inspect_file, trim_file
     from vtok.format import VtokReader
 
     src = work / "source.mp4"

@@ -77,7 +77,7 @@ def _progress(description: str, total: int | None) -> Iterator:
         transient=True,
     ) as bar:
         task = bar.add_task(description, total=total or None)
-        yield lambda n: bar.advance(task, n)
+        yield lambda n, total=None: bar.update(task, advance=n, total=total or bar.tasks[0].total)
 
 
 def _log(message: str) -> None:
@@ -110,7 +110,7 @@ def encode(
     force: Force = False,
 ) -> None:
     """Tokenize a video into a .vtok file."""
-    from vtok.codec.encode import encode_file
+    from vtok.codec import encode_file
     from vtok.media.video import probe
 
     with _errors():
@@ -148,7 +148,7 @@ def decode(
     force: Force = False,
 ) -> None:
     """Decode a .vtok file back to an H.264 mp4 (with the source's audio, if it had any)."""
-    from vtok.codec.encode import decode_file
+    from vtok.codec import decode_file
     from vtok.format import VtokReader
 
     with _errors():
@@ -250,7 +250,7 @@ def trim(
     force: Force = False,
 ) -> None:
     """Lower a .vtok file's budgets without re-encoding; the result decodes with the same model."""
-    from vtok.codec.trim import trim_file
+    from vtok.codec import trim_file
 
     with _errors():
         r = trim_file(src=src, dst=output, max_tokens_per_frame=max_tokens, force=force)

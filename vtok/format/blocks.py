@@ -72,5 +72,3 @@ def ordered_positions(mask: np.ndarray, levels: int) -> np.ndarray:
     """Flat indices of the True positions of mask (rows, cols), in coarse-to-fine order."""
     order = prefix_order(*mask.shape, levels)
     return order[mask.reshape(-1)[order]]
-
-

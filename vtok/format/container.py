@@ -140,7 +140,9 @@ class VtokWriter:
             self._flush()
             header = self.header if frames is None else replace(self.header, frames=frames)
             if header.blocks != self._next_block:
-                raise ValueError(f"{self._next_block} blocks written for {header.frames} frames ({header.blocks} blocks)")
+                raise ValueError(
+                    f"{self._next_block} blocks written for {header.frames} frames ({header.blocks} blocks)"
+                )
             with atomic_path(self.path) as tmp, open(tmp, "wb") as out:
                 self._assemble(out, header)
         finally:
@@ -149,7 +151,9 @@ class VtokWriter:
     def _assemble(self, out, header: Header) -> None:
         head = header.to_bytes()
         start = _PREAMBLE.size + len(head) + 4
-        self._write(out, _PREAMBLE.pack(MAGIC, header.version, 0, len(head)) + head + struct.pack("<I", zlib.crc32(head)))
+        self._write(
+            out, _PREAMBLE.pack(MAGIC, header.version, 0, len(head)) + head + struct.pack("<I", zlib.crc32(head))
+        )
         self._spool.seek(0)
         while data := self._spool.read(1 << 20):
             self._write(out, data)

@@ -241,3 +241,29 @@ class Tokenizer(nn.Module):
         """
         zq = self.quantizer.dequantize(indices, dtype=next(self.parameters()).dtype)
         return self.pixels(zq, keep, context).float().clamp(-1, 1)
+
+    @torch.no_grad()
+    def decode_in_order(
+        self,
+        indices: torch.Tensor,
+        keep: torch.Tensor | None,
+        keyframes: list[bool],
+        context: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Decode B consecutive blocks of one video, as a real decoder does.
+
+        indices int (B, h, w); keep bool (B, h, w) or None; keyframes: B flags. Without context the
+        blocks decode in one batch. With context, block i sees the last frame block i-1 decoded to
+        (the first sees `context`), and none at a keyframe. Returns the pixels float32
+        (B, 3, F, s*h, s*w) and the context for the block after them.
+        """
+        if not self.config.context:
+            return self.decode(indices, keep), None
+        ys = []
+        for i, keyframe in enumerate(keyframes):
+            y = self.decode(
+                indices[i : i + 1], None if keep is None else keep[i : i + 1], None if keyframe else context
+            )
+            ys.append(y)
+            context = self.context_of(y)
+        return torch.cat(ys), context
