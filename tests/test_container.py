@@ -10,7 +10,7 @@ from vtok import ContainerError
 from vtok.format import FLAG_MISSED_THRESHOLD, MAGIC, Header, VtokReader, VtokWriter
 from vtok.format.layout import tile_keep
 
-GOLDEN = DATA / "golden_v1.vtok"
+GOLDEN = DATA / "golden_v2.vtok"  # the first layout: version-2 bytes
 
 
 def small_header(**changes) -> Header:
@@ -282,3 +282,18 @@ def test_first_layout_headers_keep_their_keys():
     assert small_header().version == 2 and fine.version == 3
     with pytest.raises(ContainerError, match="layout"):
         small_header(token_stride=4, levels=3).check()
+
+
+def test_a_with_block_finishes_the_file_and_an_exception_leaves_none(tmp_path):
+    import vtok
+
+    h = small_header(frames=4)
+    grid = np.zeros(h.grid, np.int64)
+    with vtok.open(tmp_path / "a.vtok", "w", header=h) as w:  # no close(): the with-exit finishes it
+        w.write_block(grid, frames=4)
+    with vtok.open(tmp_path / "a.vtok") as r:
+        assert r.header.frames == 4 and [b.frames for b in r.blocks()] == [4]
+    with pytest.raises(RuntimeError), vtok.open(tmp_path / "b.vtok", "w", header=h) as w:
+        w.write_block(grid, frames=4)
+        raise RuntimeError("interrupted")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.vtok"]

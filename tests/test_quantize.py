@@ -22,7 +22,7 @@ def test_fsq_indices_to_codes_to_indices_is_identity_over_whole_codebook(levels)
     assert len({tuple(c) for c in codes.tolist()}) == q.codebook_size
 
 
-@pytest.mark.parametrize("levels,shape", itertools.product(LEVEL_SETS, SHAPES))
+@pytest.mark.parametrize("levels,shape", list(itertools.product(LEVEL_SETS, SHAPES)))
 def test_fsq_forward_indices_match_codes_and_dequantize(levels, shape):
     q = FSQ(levels)
     torch.manual_seed(0)

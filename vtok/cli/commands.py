@@ -1,21 +1,20 @@
-"""The `vtok` command line: each command parses its options and calls one library function.
+"""The `vtok` commands. Each parses its options, calls one library function and renders its result.
 
-Results go to stdout; progress and errors go to stderr. A `VtokError` becomes one line on stderr
-and exit code 1; usage errors exit with code 2.
+Results go to stdout; progress and errors go to stderr (vtok.cli.options).
 """
 
-import contextlib
 import json
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from statistics import median
 from typing import Annotated
 
 import typer
 
+from vtok.cli.options import Device, Force, Json, ModelSpec, Output, progress
+from vtok.cli.options import errors as _errors
+from vtok.cli.options import log as _log
+from vtok.cli.render import aligned, inspect_rows, model_rows
 from vtok.errors import VtokError
-from vtok.files import check_output
 
 app = typer.Typer(
     name="vtok",
@@ -26,62 +25,10 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-Output = Annotated[Path, typer.Option("--output", "-o", help="Where to write the result.", dir_okay=False)]
-Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output if it exists.")]
-Device = Annotated[str, typer.Option(help="auto (CUDA when available), cpu, or cuda[:N].")]
-ModelSpec = Annotated[
-    str,
-    typer.Option(
-        "--model", "-m", help="A built-in name (see `vtok models`), a weights folder, or hf:owner/repo[@rev]."
-    ),
-]
-Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-
 
 @app.callback()
 def _root() -> None:
     """A neural video codec: video to discrete FSQ/LFQ tokens in a .vtok file, and back."""
-
-
-@contextlib.contextmanager
-def _errors() -> Iterator[None]:
-    """Turn expected failures into one line on stderr and exit code 1, without a traceback."""
-    try:
-        yield
-    except VtokError as e:
-        print(f"vtok: error: {e}", file=sys.stderr)
-        raise typer.Exit(1) from None
-    except ValueError as e:  # invalid option values caught by the library
-        print(f"vtok: error: {e}", file=sys.stderr)
-        raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        print("vtok: interrupted; no output written", file=sys.stderr)
-        raise typer.Exit(130) from None
-
-
-@contextlib.contextmanager
-def _progress(description: str, total: int | None) -> Iterator:
-    """A Rich progress bar on stderr, shown only when stderr is a terminal. Yields advance(n)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("frames"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not console.is_terminal,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(description, total=total or None)
-        yield lambda n, total=None: bar.update(task, advance=n, total=total or bar.tasks[0].total)
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 @app.command()
@@ -111,21 +58,18 @@ def encode(
 ) -> None:
     """Tokenize a video into a .vtok file."""
     from vtok.codec import encode_file
-    from vtok.media.video import probe
 
-    with _errors():
-        total = probe(src).frames_hint
-        with _progress(f"encode {src.name}", total) as advance:
-            r = encode_file(
-                src=src,
-                dst=output,
-                model=model,
-                threshold=threshold,
-                rlt_threshold=0.0 if no_rlt else rlt_threshold,
-                force=force,
-                device=device,
-                progress=advance,
-            )
+    with _errors(), progress(f"encode {src.name}") as advance:
+        r = encode_file(
+            src=src,
+            dst=output,
+            model=model,
+            threshold=threshold,
+            rlt_threshold=0.0 if no_rlt else rlt_threshold,
+            force=force,
+            device=device,
+            progress=advance,
+        )
     print(
         f"{r.path}: {r.frames} frames, {r.blocks} blocks, {r.tokens} tokens "
         f"({r.full_tokens / max(r.tokens, 1):.2f}x fewer than the full budget), {r.bytes} bytes, "
@@ -149,22 +93,11 @@ def decode(
 ) -> None:
     """Decode a .vtok file back to an H.264 mp4 (with the source's audio, if it had any)."""
     from vtok.codec import decode_file
-    from vtok.format import VtokReader
 
-    with _errors():
-        with VtokReader(src) as reader:
-            total = reader.header.frames
-        with _progress(f"decode {src.name}", total) as advance:
-            r = decode_file(
-                src=src,
-                dst=output,
-                model=model,
-                crf=crf,
-                lossless=lossless,
-                force=force,
-                device=device,
-                progress=advance,
-            )
+    with _errors(), progress(f"decode {src.name}") as advance:
+        r = decode_file(
+            src=src, dst=output, model=model, crf=crf, lossless=lossless, force=force, device=device, progress=advance
+        )
     print(f"{r.path}: {r.frames} frames")
 
 
@@ -173,73 +106,14 @@ def inspect(
     src: Annotated[Path, typer.Argument(help="A .vtok file.", dir_okay=False)],
     as_json: Json = False,
     plot: Annotated[Path | None, typer.Option(help="Also write a PNG chart of tokens per frame here.")] = None,
+    force: Force = False,
 ) -> None:
     """Show what a .vtok file holds: header, tokens per frame, savings, bits per pixel, checksums."""
-    from vtok.codec.inspect import inspect_file, plot_tokens, sparkline
+    from vtok.codec import inspect_file
 
     with _errors():
-        s = inspect_file(path=src)
-        if plot is not None:
-            check_output(src, plot, force=True)
-            plot_tokens(s, plot)
-    if as_json:
-        print(json.dumps(s, indent=2))
-        return
-    tpf = s["tokens_per_frame"]
-    q = s["quantizer"]
-    qdesc = f"FSQ levels {tuple(q['levels'])}" if q["kind"] == "fsq" else f"LFQ {q['bits']} bits"
-    rows = [
-        (
-            "file",
-            f"{s['path']} ({s['file_bytes']:,} bytes, {s['chunks']} block chunks, checksums {s['checksums']})",
-        ),
-        ("model", f"{s['model']} (sha256 {s['model_sha256'][:16]}…), {qdesc}, {s['codebook_size']:,} codes"),
-        (
-            "video",
-            f"{s['width']}x{s['height']}, {s['frames']} frames at {s['rate']} fps ({s['fps']}), "
-            f"source {s['source']}" + (", with audio" if s["audio"] else ""),
-        ),
-        (
-            "blocks",
-            f"{s['blocks']} of {s['block_frames']} frames, grid {s['grid'][0]}x{s['grid'][1]} "
-            f"(one token per {s['token_stride']}x{s['token_stride']} pixels), "
-            + (f"a keyframe every {s['keyframe_interval']} blocks, " if s["keyframe_interval"] else "")
-            + f"threshold {s['threshold']:g}, runs "
-            + (f"under {s['rlt_threshold'] * 255:.1f}/255" if s["rlt_threshold"] > 0 else "off"),
-        ),
-        (
-            "tokens",
-            f"{s['tokens']:,} of a full budget of {s['full_budget_tokens']:,}; per frame min "
-            f"{tpf['min']:.1f}, median {tpf['median']:.1f}, max {tpf['max']:.1f}",
-        ),
-        (
-            "saved",
-            f"{s['savings']:.2f}x fewer than the full budget: runs {100 * s['rlt_share']:.1f}%, "
-            f"elastic budget {100 * s['elastic_share']:.1f}% (tiles at levels "
-            + "/".join(s["tile_levels"])
-            + ": "
-            + "/".join(str(v) for v in s["tile_levels"].values())
-            + ")",
-        ),
-        (
-            "per frame",
-            sparkline(s["tokens_per_frame_by_block"], s["tokens_per_frame"]["full_budget"])
-            + f" (full budget {s['tokens_per_frame']['full_budget']:.0f})",
-        ),
-        (
-            "size",
-            f"{s['bits_per_pixel']:.4f} bits per pixel, {s['compression_ratio']:.0f}:1 against raw RGB"
-            + (f" (video only; audio {s['audio_bytes']:,} bytes)" if s["audio"] else ""),
-        ),
-        (
-            "flagged",
-            f"{len(s['flagged_blocks'])} blocks miss the threshold even at the full budget"
-            + (f": {s['flagged_blocks'][:20]}" if s["flagged_blocks"] else ""),
-        ),
-    ]
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}")
+        s = inspect_file(path=src, plot=plot, force=force)
+    print(json.dumps(s, indent=2) if as_json else aligned(inspect_rows(s)))
 
 
 @app.command()
@@ -295,7 +169,8 @@ def bench(
             t_list = [float(t) for t in thresholds.split(",") if t]
         except ValueError:
             raise VtokError(f"--thresholds {thresholds!r}: give comma-separated numbers, e.g. 0.003,0.01") from None
-        with _progress("bench", len(files) * (len(names) + len(codec_list))) as advance:
+        runs_total = len(files) * (len(names) + len(codec_list))
+        with progress("bench", "runs") as advance:
             runs = run_bench(
                 clips=files,
                 out_dir=output,
@@ -304,7 +179,7 @@ def bench(
                 models=names,
                 frames=frames,
                 size=size or None,
-                progress=lambda _: advance(1),
+                progress=lambda _: advance(1, runs_total),
             )
     table = Table(
         title=f"{len({r.clip for r in runs})} clips, {frames} frames, "
@@ -355,22 +230,7 @@ def models(as_json: Json = False) -> None:
     with _errors():
         entries = list_models()
     if as_json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "name": e.name,
-                        "origin": e.origin,
-                        "file": str(e.path),
-                        "sha256": e.sha256,
-                        "quantizer": e.config.quantizer,
-                        "metrics": e.metrics,
-                    }
-                    for e in entries
-                ],
-                indent=2,
-            )
-        )
+        print(json.dumps(model_rows(entries), indent=2))
         return
     for e in entries:
         print(f"{e.name}\t{e.config.quantizer['kind']}\t{e.origin}: {e.path}\t{e.metrics}")

@@ -12,7 +12,7 @@ from vtok.errors import ModelError, UsageError
 from vtok.files import atomic_path, check_output
 from vtok.format import Header, VtokReader
 from vtok.model.pixels import to_frames
-from vtok.model.registry import LoadedModel, load, resolve
+from vtok.model.registry import LoadedModel, load, pick_device, resolve
 
 __all__ = ["decode_file", "DecodeResult", "load_for_file"]
 
@@ -63,6 +63,7 @@ def decode_file(
     src, dst = Path(src), Path(dst)
     if not 0 <= crf <= 51:
         raise UsageError(f"crf must be in 0..51, not {crf}", option="crf")
+    pick_device(device)  # a bad device name fails before any work
     with VtokReader(src) as reader:
         h = reader.header
         check_output(src, dst, force)

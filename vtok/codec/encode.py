@@ -20,7 +20,7 @@ from vtok.errors import MediaError, UsageError
 from vtok.files import check_output
 from vtok.format import FLAG_MISSED_THRESHOLD, Header, VtokWriter
 from vtok.model.pixels import to_model
-from vtok.model.registry import DEFAULT_MODEL, LoadedModel, load
+from vtok.model.registry import DEFAULT_MODEL, LoadedModel, load, pick_device
 
 __all__ = ["encode_file", "EncodeResult", "BlockCoder", "CodedBlock", "header_for", "Progress", "KEYFRAME_INTERVAL"]
 
@@ -160,6 +160,7 @@ def encode_file(
     for name, value in (("threshold", threshold), ("rlt_threshold", rlt_threshold)):
         if value < 0:
             raise UsageError(f"{name.replace('_', ' ')} must be >= 0, not {value:g}", option=name)
+    pick_device(device)  # a bad device name fails before any work
     info = probe(src)
     check_output(src, dst, force)
     loaded = load(model, device)

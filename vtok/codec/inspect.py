@@ -4,12 +4,13 @@ from pathlib import Path
 
 import numpy as np
 
+from vtok.files import atomic_path, check_output
 from vtok.format import VtokReader
 
-__all__ = ["inspect_file", "sparkline", "plot_tokens"]
+__all__ = ["inspect_file", "plot_tokens"]
 
 
-def inspect_file(*, path: Path) -> dict:
+def inspect_file(*, path: Path, plot: Path | None = None, force: bool = False) -> dict:
     """Summarise the `.vtok` file at `path` as a JSON-ready dict (key `tokens`: total stored tokens).
 
     Savings are counted against the fixed full budget (one token per position in every block):
@@ -17,8 +18,11 @@ def inspect_file(*, path: Path) -> dict:
     per-tile budgets left out, and `savings` the full budget over the tokens stored.
     Bits per pixel and the compression ratio count the file without its audio chunk.
     Raises ContainerError if any part of the file is truncated or fails its checksum.
+    plot: also write a PNG of tokens per frame there (needs matplotlib; an existing file only with `force`).
     """
     path = Path(path)
+    if plot is not None:
+        check_output(path, Path(plot), force)
     with VtokReader(path) as reader:
         h = reader.header
         codes, frames, runs, flagged, level_counts = [], [], [], [], np.zeros(h.levels, np.int64)
@@ -39,7 +43,7 @@ def inspect_file(*, path: Path) -> dict:
     pixels = h.width * h.height * max(h.frames, 1)
     full = h.tokens_per_block * h.blocks
     stored, rlt_saved = int(sum(codes)), int(sum(runs))
-    return {
+    stats = {
         "path": str(path),
         "model": h.model,
         "model_sha256": h.model_sha256,
@@ -81,15 +85,9 @@ def inspect_file(*, path: Path) -> dict:
         "chunks": chunks,
         "checksums": "ok",
     }
-
-
-def sparkline(values: list[float], top: float, width: int = 64) -> str:
-    """A one-line chart of `values` scaled to `top`, squeezed to at most `width` columns (each the mean)."""
-    if not values:
-        return ""
-    bars = " ▁▂▃▄▅▆▇█"
-    groups = np.array_split(np.asarray(values, float), min(width, len(values)))
-    return "".join(bars[min(8, round(8 * g.mean() / top))] if top > 0 else bars[0] for g in groups)
+    if plot is not None:
+        plot_tokens(stats, Path(plot))
+    return stats
 
 
 def plot_tokens(stats: dict, out: Path) -> None:
@@ -115,7 +113,6 @@ def plot_tokens(stats: dict, out: Path) -> None:
     )
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    tmp = out.with_name(f".{out.name}.part.png")
-    fig.savefig(tmp)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
-    tmp.replace(out)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vtok.errors import UsageError
 from vtok.files import check_output
 from vtok.format import VtokReader, VtokWriter, stored_positions
 from vtok.format.layout import prefix_order, tile_costs
@@ -50,7 +51,7 @@ def trim_file(*, src: Path, dst: Path, max_tokens_per_frame: float, force: bool 
     """Write `dst`, a copy of `src` whose blocks store at most max_tokens_per_frame x block_frames tokens."""
     src, dst = Path(src), Path(dst)
     if max_tokens_per_frame < 0:
-        raise ValueError("--max-tokens must be >= 0")
+        raise UsageError(f"max tokens per frame must be >= 0, not {max_tokens_per_frame:g}", option="max_tokens_per_frame")
     before = after = 0
     with VtokReader(src) as reader:
         check_output(src, dst, force)

@@ -84,7 +84,7 @@ def _entry(folder: Path, name: str | None, origin: str) -> ModelEntry:
             origin=origin,
             metrics=dict(m.get("metrics", {})),
         )
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, ValueError) as e:
         raise ModelError(f"{origin}: manifest entry {name!r} is malformed ({e})") from None
 
 

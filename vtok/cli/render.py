@@ -1,0 +1,80 @@
+"""How results look on the terminal: plain aligned text, and Rich tables for `bench`."""
+
+import numpy as np
+
+__all__ = ["aligned", "inspect_rows", "model_rows", "sparkline"]
+
+
+def aligned(rows: list[tuple[str, str]]) -> str:
+    """'key  value' lines, the values aligned in one column."""
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{key:<{width}}  {value}" for key, value in rows)
+
+
+def sparkline(values: list[float], top: float, width: int = 64) -> str:
+    """A one-line chart of `values` scaled to `top`, squeezed to at most `width` columns (each the mean)."""
+    if not values:
+        return ""
+    bars = " ▁▂▃▄▅▆▇█"
+    groups = np.array_split(np.asarray(values, float), min(width, len(values)))
+    return "".join(bars[min(8, round(8 * g.mean() / top))] if top > 0 else bars[0] for g in groups)
+
+
+def _quantizer(q: dict) -> str:
+    return f"FSQ levels {tuple(q['levels'])}" if q["kind"] == "fsq" else f"LFQ {q['bits']} bits"
+
+
+def _blocks(s: dict) -> str:
+    keyframes = f"a keyframe every {s['keyframe_interval']} blocks, " if s["keyframe_interval"] else ""
+    runs = f"under {s['rlt_threshold'] * 255:.1f}/255" if s["rlt_threshold"] > 0 else "off"
+    return (
+        f"{s['blocks']} of {s['block_frames']} frames, grid {s['grid'][0]}x{s['grid'][1]} "
+        f"(one token per {s['token_stride']}x{s['token_stride']} pixels), {keyframes}"
+        f"threshold {s['threshold']:g}, runs {runs}"
+    )
+
+
+def _saved(s: dict) -> str:
+    levels = "/".join(s["tile_levels"]) + ": " + "/".join(str(v) for v in s["tile_levels"].values())
+    return (
+        f"{s['savings']:.2f}x fewer than the full budget: runs {100 * s['rlt_share']:.1f}%, "
+        f"elastic budget {100 * s['elastic_share']:.1f}% (tiles at levels {levels})"
+    )
+
+
+def inspect_rows(s: dict) -> list[tuple[str, str]]:
+    """The rows `vtok inspect` prints, from the dict of vtok.codec.inspect.inspect_file."""
+    tpf = s["tokens_per_frame"]
+    audio = f" (video only; audio {s['audio_bytes']:,} bytes)" if s["audio"] else ""
+    flagged = s["flagged_blocks"]
+    return [
+        ("file", f"{s['path']} ({s['file_bytes']:,} bytes, {s['chunks']} block chunks, checksums {s['checksums']})"),
+        ("model", f"{s['model']} (sha256 {s['model_sha256'][:16]}…), {_quantizer(s['quantizer'])}, "
+                  f"{s['codebook_size']:,} codes"),
+        ("video", f"{s['width']}x{s['height']}, {s['frames']} frames at {s['rate']} fps ({s['fps']}), "
+                  f"source {s['source']}" + (", with audio" if s["audio"] else "")),
+        ("blocks", _blocks(s)),
+        ("tokens", f"{s['tokens']:,} of a full budget of {s['full_budget_tokens']:,}; per frame min "
+                   f"{tpf['min']:.1f}, median {tpf['median']:.1f}, max {tpf['max']:.1f}"),
+        ("saved", _saved(s)),
+        ("per frame", sparkline(s["tokens_per_frame_by_block"], tpf["full_budget"])
+                      + f" (full budget {tpf['full_budget']:.0f})"),
+        ("size", f"{s['bits_per_pixel']:.4f} bits per pixel, {s['compression_ratio']:.0f}:1 against raw RGB{audio}"),
+        ("flagged", f"{len(flagged)} blocks miss the threshold even at the full budget"
+                    + (f": {flagged[:20]}" if flagged else "")),
+    ]  # fmt: skip
+
+
+def model_rows(entries: list) -> list[dict]:
+    """The JSON of `vtok models --json`: one dict per ModelEntry."""
+    return [
+        {
+            "name": e.name,
+            "origin": e.origin,
+            "file": str(e.path),
+            "sha256": e.sha256,
+            "quantizer": e.config.quantizer,
+            "metrics": e.metrics,
+        }
+        for e in entries
+    ]
