@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vtok.extras import require
 from vtok.files import atomic_path, check_output
 from vtok.format import VtokReader
 
@@ -22,6 +23,7 @@ def inspect_file(*, path: Path, plot: Path | None = None, force: bool = False) -
     """
     path = Path(path)
     if plot is not None:
+        require("matplotlib")  # before reading: fail fast
         check_output(path, Path(plot), force)
     with VtokReader(path) as reader:
         h = reader.header
@@ -92,9 +94,7 @@ def inspect_file(*, path: Path, plot: Path | None = None, force: bool = False) -
 
 def plot_tokens(stats: dict, out: Path) -> None:
     """Write a PNG of tokens per frame, block by block, against the full budget, flagged blocks marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    require("matplotlib").use("Agg")
     import matplotlib.pyplot as plt
 
     per_block = stats["tokens_per_frame_by_block"]

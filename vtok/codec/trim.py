@@ -51,7 +51,9 @@ def trim_file(*, src: Path, dst: Path, max_tokens_per_frame: float, force: bool 
     """Write `dst`, a copy of `src` whose blocks store at most max_tokens_per_frame x block_frames tokens."""
     src, dst = Path(src), Path(dst)
     if max_tokens_per_frame < 0:
-        raise UsageError(f"max tokens per frame must be >= 0, not {max_tokens_per_frame:g}", option="max_tokens_per_frame")
+        raise UsageError(
+            f"max tokens per frame must be >= 0, not {max_tokens_per_frame:g}", option="max_tokens_per_frame"
+        )
     before = after = 0
     with VtokReader(src) as reader:
         check_output(src, dst, force)

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from vtok.errors import ModelError, UsageError
+from vtok.extras import require
 from vtok.model.tokenizer import ModelConfig, Tokenizer
 
 __all__ = [
@@ -93,7 +94,7 @@ def _hub_folder(spec: str) -> tuple[Path, str]:
 
     HF_HUB_OFFLINE=1 makes this use the cache alone, as huggingface-hub documents.
     """
-    from huggingface_hub import snapshot_download
+    snapshot_download = require("huggingface_hub").snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     repo, _, revision = spec.partition("@")
