@@ -1,6 +1,7 @@
 import torch
 
-from vtok.budget.runs import PATCH, RunTracker
+from vtok.budget.runs import RunTracker
+from vtok.format.layout import PATCH
 from vtok.kernels.torch_ref import rlt_update
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vtok.format.layout import tile_costs, tile_keep, tile_size
+from vtok.format.layout import LEVELS, tile_costs, tile_grid, tile_keep, tile_size
 from vtok.model.tokenizer import Tokenizer
 
 __all__ = ["Budget", "choose_budget", "keep_for"]
@@ -39,7 +39,7 @@ class Budget:
     pixels: torch.Tensor | None = None  # float (1, 3, F, H', W'): the chosen reconstruction, if decoded
 
 
-def keep_for(tile_levels: np.ndarray, run: torch.Tensor, run_keep: torch.Tensor, levels: int = 3) -> torch.Tensor:
+def keep_for(tile_levels: np.ndarray, run: torch.Tensor, run_keep: torch.Tensor, levels: int = LEVELS) -> torch.Tensor:
     """Decoder keep mask bool (rows, cols): runs keep what they had; fresh positions keep their tile's levels.
 
     tile_levels: int (tile rows, tile cols), numpy (or a CPU tensor); run, run_keep: bool (rows, cols).
@@ -98,6 +98,35 @@ def _interpolate(measured: dict[int, np.ndarray], n_levels: int) -> np.ndarray:
     return np.stack(out)
 
 
+class _Passes:
+    """Decoder passes over one block, each giving its pixels and the squared error of every tile."""
+
+    def __init__(self, net: Tokenizer, x, indices, run, run_keep, frames, height, width, context):
+        self.net, self.indices, self.run, self.run_keep, self.context = net, indices, run, run_keep, context
+        self.levels = net.config.levels
+        self.real = x[0, :, :frames, :height, :width]
+        self.frames, self.height, self.width = frames, height, width
+        self.n = self.real.numel()  # real pixel values: the MSE's denominator
+        self.tiles = tile_grid(*run.shape, self.levels)
+        self.px = tile_size(self.levels) * net.config.stride
+        self.count = 0
+
+    def at(self, level: int) -> tuple[np.ndarray, torch.Tensor]:
+        """A uniform level everywhere: (tile levels int8, keep mask)."""
+        levels = np.full(self.tiles, level, np.int8)
+        return levels, keep_for(levels, self.run, self.run_keep, self.levels)
+
+    def decode(self, keep: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+        """One pass -> (pixels float (1, 3, F, H', W'), squared error per tile, float64 (tile rows, tile cols))."""
+        self.count += 1
+        y = self.net.decode(self.indices, keep[None], self.context)
+        err = (y[0, :, : self.frames, : self.height, : self.width] - self.real).square().sum((0, 1))
+        return y, _tile_sums(err, self.tiles, self.px)
+
+    def budget(self, levels: np.ndarray, keep: torch.Tensor, err: np.ndarray, y: torch.Tensor, missed=False) -> Budget:
+        return Budget(levels, keep, float(err.sum() / self.n), missed, self.count, y)
+
+
 @torch.no_grad()
 def choose_budget(
     net: Tokenizer,
@@ -119,50 +148,33 @@ def choose_budget(
     context: float (1, 3, H', W'), the previous block's last decoded frame, for a model with
     context (None at a keyframe). threshold <= 0 gives the full budget with no decoder pass.
     """
-    n_levels = net.config.levels
-    rows, cols = run.shape
-    t = tile_size(n_levels)
-    tiles = (-(-rows // t), -(-cols // t))
-    px = t * net.config.stride
-    full = np.full(tiles, n_levels - 1, np.int8)
+    passes = _Passes(net, x, indices, run, run_keep, frames, height, width, context)
+    top, mid = passes.levels - 1, passes.levels - 2
+    full, full_keep = passes.at(top)
     if threshold <= 0:
-        return Budget(full, keep_for(full, run, run_keep, n_levels), 0.0, False, 0)
-    real = x[0, :, :frames, :height, :width]
-    n = real.numel()
-    passes = 0
+        return Budget(full, full_keep, 0.0, False, 0)
 
-    def decode(keep: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
-        """One decoder pass -> (pixels (1, 3, F, H', W'), squared error per tile on real pixels)."""
-        nonlocal passes
-        passes += 1
-        y = net.decode(indices, keep[None], context)
-        err = (y[0, :, :frames, :height, :width] - real).square().sum((0, 1))
-        return y, _tile_sums(err, tiles, px)
+    def meets(err: np.ndarray) -> bool:
+        return err.sum() / passes.n <= threshold
 
-    def at(level: int) -> torch.Tensor:
-        return keep_for(np.full(tiles, level, np.int8), run, run_keep, n_levels)
-
-    full_keep = at(n_levels - 1)
-    y_full, e_full = decode(full_keep)
-    mse_full = e_full.sum() / n
-    if mse_full > threshold:
-        return Budget(full, full_keep, float(mse_full), True, passes, y_full)
-    mid = n_levels - 2
-    mid_keep = at(mid)
-    y_mid, e_mid = decode(mid_keep)
-    measured, floor = {mid: e_mid, n_levels - 1: e_full}, mid
-    if e_mid.sum() / n <= threshold:  # some tiles may go lower still: measure the lowest level too
-        low_keep = at(0)
-        y_low, e_low = decode(low_keep)
-        if e_low.sum() / n <= threshold:
-            return Budget(np.zeros(tiles, np.int8), low_keep, float(e_low.sum() / n), False, passes, y_low)
+    y_full, e_full = passes.decode(full_keep)
+    if not meets(e_full):
+        return passes.budget(full, full_keep, e_full, y_full, missed=True)
+    mid_levels, mid_keep = passes.at(mid)
+    y_mid, e_mid = passes.decode(mid_keep)
+    measured, floor = {mid: e_mid, top: e_full}, mid
+    if meets(e_mid):  # some tiles may go lower still: measure the lowest level too
+        low, low_keep = passes.at(0)
+        y_low, e_low = passes.decode(low_keep)
+        if meets(e_low):
+            return passes.budget(low, low_keep, e_low, y_low)
         measured[0], floor = e_low, 0
-    estimate = _interpolate(measured, n_levels)
-    levels = _greedy(estimate, tile_costs(run.cpu().numpy(), n_levels), MARGIN * threshold * n, floor=floor)
-    keep = keep_for(levels, run, run_keep, n_levels)
-    y, e = decode(keep)
-    if e.sum() / n <= threshold:
-        return Budget(levels, keep, float(e.sum() / n), False, passes, y)
-    if e_mid.sum() / n <= threshold:  # the mix missed, but one level below the full budget met T
-        return Budget(np.full(tiles, mid, np.int8), mid_keep, float(e_mid.sum() / n), False, passes, y_mid)
-    return Budget(full, full_keep, float(mse_full), False, passes, y_full)
+    estimate = _interpolate(measured, passes.levels)
+    levels = _greedy(estimate, tile_costs(run.cpu().numpy(), passes.levels), MARGIN * threshold * passes.n, floor=floor)
+    keep = keep_for(levels, run, run_keep, passes.levels)
+    y, e = passes.decode(keep)
+    if meets(e):
+        return passes.budget(levels, keep, e, y)
+    if meets(e_mid):  # the mix missed, but one level below the full budget met T
+        return passes.budget(mid_levels, mid_keep, e_mid, y_mid)
+    return passes.budget(full, full_keep, e_full, y_full)

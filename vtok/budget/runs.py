@@ -8,11 +8,10 @@ block as RLT does, keeps slow drift from piling up unnoticed. The decoder reuses
 
 import torch
 
+from vtok.format.layout import FIRST_STRIDE, PATCH
 from vtok.kernels import rlt_update
 
-__all__ = ["PATCH", "DEFAULT_THRESHOLD", "RunTracker"]
-
-PATCH = 16
+__all__ = ["DEFAULT_THRESHOLD", "RunTracker"]
 DEFAULT_THRESHOLD = 6 / 255  # RLT's rule: mean absolute difference over a patch, on [0, 1] pixels
 
 
@@ -22,7 +21,7 @@ class RunTracker:
     Keeps the pixels of each patch as they were when its run started: memory of one block.
     """
 
-    def __init__(self, threshold: float = DEFAULT_THRESHOLD, stride: int = 8):
+    def __init__(self, threshold: float = DEFAULT_THRESHOLD, stride: int = FIRST_STRIDE):
         self.threshold, self.stride = threshold, stride
         self._start: torch.Tensor | None = None
 

@@ -134,6 +134,12 @@ class _Tally:
         self.passes += block.budget.passes
 
 
+def _check_thresholds(**thresholds: float) -> None:
+    for name, value in thresholds.items():
+        if value < 0:
+            raise UsageError(f"{name.replace('_', ' ')} must be >= 0, not {value:g}", option=name)
+
+
 def encode_file(
     *,
     src: Path,
@@ -157,9 +163,7 @@ def encode_file(
     from vtok.media.video import extract_audio, probe, read_frames
 
     src, dst = Path(src), Path(dst)
-    for name, value in (("threshold", threshold), ("rlt_threshold", rlt_threshold)):
-        if value < 0:
-            raise UsageError(f"{name.replace('_', ' ')} must be >= 0, not {value:g}", option=name)
+    _check_thresholds(threshold=threshold, rlt_threshold=rlt_threshold)
     pick_device(device)  # a bad device name fails before any work
     info = probe(src)
     check_output(src, dst, force)

@@ -27,14 +27,7 @@ def inspect_file(*, path: Path, plot: Path | None = None, force: bool = False) -
         check_output(path, Path(plot), force)
     with VtokReader(path) as reader:
         h = reader.header
-        codes, frames, runs, flagged, level_counts = [], [], [], [], np.zeros(h.levels, np.int64)
-        for block in reader.blocks():
-            codes.append(block.codes.size)
-            frames.append(block.frames)
-            runs.append(int(block.run_mask.sum()))
-            level_counts += np.bincount(block.tile_levels.reshape(-1), minlength=h.levels)
-            if block.missed_threshold:
-                flagged.append(block.index)
+        codes, frames, runs, flagged, level_counts = _tally(reader)
         audio = reader.audio()
         chunks = reader.chunks
     size = path.stat().st_size
@@ -45,8 +38,55 @@ def inspect_file(*, path: Path, plot: Path | None = None, force: bool = False) -
     pixels = h.width * h.height * max(h.frames, 1)
     full = h.tokens_per_block * h.blocks
     stored, rlt_saved = int(sum(codes)), int(sum(runs))
-    stats = {
-        "path": str(path),
+    stats = (
+        {"path": str(path)}
+        | _header_figures(h)
+        | {
+            "tokens": stored,
+            "full_budget_tokens": int(full),
+            "savings": full / max(stored, 1),
+            "rlt_share": rlt_saved / full if full else 0.0,
+            "elastic_share": (full - rlt_saved - stored) / full if full else 0.0,
+            "tile_levels": {str(k): int(v) for k, v in enumerate(level_counts)},
+            "tokens_per_frame": {
+                "min": float(per_frame.min()) if per_frame.size else 0.0,
+                "median": float(np.median(per_frame)) if per_frame.size else 0.0,
+                "max": float(per_frame.max()) if per_frame.size else 0.0,
+                "full_budget": h.tokens_per_block / h.block_frames,
+            },
+            "tokens_per_frame_by_block": [round(v, 2) for v in per_block_frame.tolist()],
+            "flagged_blocks": flagged,
+            "file_bytes": size,
+            "audio_bytes": audio_bytes,
+            "bits_per_pixel": video_bytes * 8 / pixels,
+            "compression_ratio": pixels * 3 / video_bytes,
+            "audio": audio is not None,
+            "chunks": chunks,
+            "checksums": "ok",
+        }
+    )
+    if plot is not None:
+        plot_tokens(stats, Path(plot))
+    return stats
+
+
+def _tally(reader: VtokReader) -> tuple[list[int], list[int], list[int], list[int], np.ndarray]:
+    """Per block: codes stored, frames, positions in runs; the flagged blocks; tiles at each level."""
+    h = reader.header
+    codes, frames, runs, flagged, level_counts = [], [], [], [], np.zeros(h.levels, np.int64)
+    for block in reader.blocks():
+        codes.append(block.codes.size)
+        frames.append(block.frames)
+        runs.append(int(block.run_mask.sum()))
+        level_counts += np.bincount(block.tile_levels.reshape(-1), minlength=h.levels)
+        if block.missed_threshold:
+            flagged.append(block.index)
+    return codes, frames, runs, flagged, level_counts
+
+
+def _header_figures(h) -> dict:
+    """What the header alone says."""
+    return {
         "model": h.model,
         "model_sha256": h.model_sha256,
         "quantizer": h.quantizer,
@@ -65,31 +105,7 @@ def inspect_file(*, path: Path, plot: Path | None = None, force: bool = False) -
         "rlt_threshold": h.rlt_threshold,
         "source": h.source,
         "source_duration_s": h.source_duration_s,
-        "tokens": stored,
-        "full_budget_tokens": int(full),
-        "savings": full / max(stored, 1),
-        "rlt_share": rlt_saved / full if full else 0.0,
-        "elastic_share": (full - rlt_saved - stored) / full if full else 0.0,
-        "tile_levels": {str(k): int(v) for k, v in enumerate(level_counts)},
-        "tokens_per_frame": {
-            "min": float(per_frame.min()) if per_frame.size else 0.0,
-            "median": float(np.median(per_frame)) if per_frame.size else 0.0,
-            "max": float(per_frame.max()) if per_frame.size else 0.0,
-            "full_budget": h.tokens_per_block / h.block_frames,
-        },
-        "tokens_per_frame_by_block": [round(v, 2) for v in per_block_frame.tolist()],
-        "flagged_blocks": flagged,
-        "file_bytes": size,
-        "audio_bytes": audio_bytes,
-        "bits_per_pixel": video_bytes * 8 / pixels,
-        "compression_ratio": pixels * 3 / video_bytes,
-        "audio": audio is not None,
-        "chunks": chunks,
-        "checksums": "ok",
     }
-    if plot is not None:
-        plot_tokens(stats, Path(plot))
-    return stats
 
 
 def plot_tokens(stats: dict, out: Path) -> None:

@@ -12,8 +12,8 @@ import numpy as np
 
 from vtok.errors import UsageError
 from vtok.files import check_output
-from vtok.format import VtokReader, VtokWriter, stored_positions
-from vtok.format.layout import prefix_order, tile_costs
+from vtok.format import VtokReader, VtokWriter
+from vtok.format.layout import LEVELS, prefix_order, tile_costs
 
 __all__ = ["trim_file", "TrimResult", "lower_levels"]
 
@@ -26,7 +26,7 @@ class TrimResult:
     bytes: int
 
 
-def lower_levels(run_mask: np.ndarray, tile_levels: np.ndarray, max_tokens: int, levels: int = 3) -> np.ndarray:
+def lower_levels(run_mask: np.ndarray, tile_levels: np.ndarray, max_tokens: int, levels: int = LEVELS) -> np.ndarray:
     """Tile levels int8 (tile rows, tile cols), lowered until the block stores at most `max_tokens`.
 
     The highest level goes first; within a level, tiles go in coarse-to-fine order read backwards,
@@ -64,7 +64,7 @@ def trim_file(*, src: Path, dst: Path, max_tokens_per_frame: float, force: bool 
             for block in reader.blocks():
                 previous = block.state(previous)  # the block's codes at every position it stores
                 levels = lower_levels(block.run_mask, block.tile_levels, cap, h.levels)
-                writer.write_block(
+                after += writer.write_block(
                     previous.indices,
                     frames=block.frames,
                     run_mask=block.run_mask,
@@ -72,7 +72,6 @@ def trim_file(*, src: Path, dst: Path, max_tokens_per_frame: float, force: bool 
                     flags=block.flags,
                 )
                 before += block.codes.size
-                after += int(stored_positions(block.run_mask, levels, h.levels).sum())
             audio = reader.audio()
             if audio is not None:
                 writer.add_audio(audio)

@@ -259,6 +259,11 @@ class VtokReader:
         if len(payload) != 4 + n * _INDEX_ENTRY.itemsize:
             raise self._fail(f"index of {n} entries has {len(payload)} bytes")
         index = np.frombuffer(payload, _INDEX_ENTRY, count=n, offset=4)
+        self._check_index(index, index_at)
+        audio_at = self._find_audio(index, index_at)
+        return index, audio_at
+
+    def _check_index(self, index: np.ndarray, index_at: int) -> None:
         expected = 0
         for entry in index:
             if entry["first_block"] != expected or not 1 <= entry["n_blocks"] <= MAX_BLOCKS_PER_CHUNK:
@@ -268,10 +273,12 @@ class VtokReader:
             expected += int(entry["n_blocks"])
         if expected != self.header.blocks:
             raise self._fail(f"index covers {expected} blocks, header says {self.header.blocks}")
-        # The AUDI chunk, if any, sits between the last BLKS chunk and the index.
+
+    def _find_audio(self, index: np.ndarray, index_at: int) -> int | None:
+        """The offset of the AUDI chunk, if any: it sits between the last BLKS chunk and the index."""
         audio_at = None
         pos = self._chunks_at
-        if n:
+        if len(index):
             last = int(index[-1]["offset"])
             _, _, length = _CHUNK_HEAD.unpack(self._read_exact(last, _CHUNK_HEAD.size, "chunk head"))
             pos = last + _CHUNK_HEAD.size + length
@@ -284,24 +291,23 @@ class VtokReader:
             pos += _CHUNK_HEAD.size + length  # unknown chunk types are skipped
         if pos != index_at:
             raise self._fail("chunks do not line up with the index")
-        return index, audio_at
+        return audio_at
 
     @property
     def chunks(self) -> int:
         return len(self._index)
 
-    def _chunk_blocks(self, i: int) -> list[Block]:
+    def _decompress_chunk(self, i: int) -> tuple[bytes, np.ndarray]:
+        """Block chunk i, decompressed and checked against the index: (raw bytes, its records)."""
         entry = self._index[i]
         kind, payload = self._read_chunk(int(entry["offset"]))
         if kind != b"BLKS":
             raise self._fail(f"index entry {i} does not point at a block chunk")
         h = self.header
         rows, cols = h.grid
-        mask_bytes = (rows * cols + 7) // 8
-        n_tiles = h.tiles[0] * h.tiles[1]
         n = int(entry["n_blocks"])
-        per_block = _RECORD.itemsize + mask_bytes + n_tiles + rows * cols * h.code_dtype.itemsize
-        limit = _BLKS_HEAD.size + n * per_block
+        per_block = _RECORD.itemsize + (rows * cols + 7) // 8 + h.tiles[0] * h.tiles[1]
+        limit = _BLKS_HEAD.size + n * (per_block + rows * cols * h.code_dtype.itemsize)
         try:
             raw = self._dctx.decompress(payload, max_output_size=limit)
         except zstandard.ZstdError as e:
@@ -316,34 +322,46 @@ class VtokReader:
         records = np.frombuffer(raw, _RECORD, count=n, offset=_BLKS_HEAD.size)
         if (records["n_codes"] > rows * cols).any():
             raise self._fail(f"block chunk {i} claims more codes than the grid has positions")
+        codes_bytes = int(records["n_codes"].sum()) * h.code_dtype.itemsize
+        if len(raw) != _BLKS_HEAD.size + n * per_block + codes_bytes:
+            raise self._fail(f"block chunk {i} size disagrees with its records")
+        return raw, records
+
+    def _chunk_blocks(self, i: int) -> list[Block]:
+        raw, records = self._decompress_chunk(i)
+        h = self.header
+        rows, cols = h.grid
+        mask_bytes, n_tiles, n = (rows * cols + 7) // 8, h.tiles[0] * h.tiles[1], len(records)
         masks_at = _BLKS_HEAD.size + n * _RECORD.itemsize
         levels_at = masks_at + n * mask_bytes
         codes_at = levels_at + n * n_tiles
-        if len(raw) != codes_at + int(records["n_codes"].sum()) * h.code_dtype.itemsize:
-            raise self._fail(f"block chunk {i} size disagrees with its records")
+        first = int(self._index[i]["first_block"])
         blocks = []
         for j, rec in enumerate(records):
-            index = first + j
             bits = np.frombuffer(raw, np.uint8, count=mask_bytes, offset=masks_at + j * mask_bytes)
             mask = np.unpackbits(bits, count=rows * cols).astype(bool).reshape(rows, cols)
             levels = np.frombuffer(raw, np.int8, count=n_tiles, offset=levels_at + j * n_tiles).reshape(h.tiles)
-            if levels.min() < 0 or levels.max() > h.levels - 1:
-                raise self._fail(f"block {index} has tile levels outside 0..{h.levels - 1}")
-            n_codes = int(rec["n_codes"])
-            codes = np.frombuffer(raw, h.code_dtype, count=n_codes, offset=codes_at)
-            codes_at += n_codes * h.code_dtype.itemsize
-            full = h.block_frames if index < h.blocks - 1 else h.frames - (h.blocks - 1) * h.block_frames
-            if rec["frames"] != full or rec["reserved"] != 0:
-                raise self._fail(f"block {index} record is inconsistent with the header")
-            stored = int(stored_positions(mask, levels, h.levels).sum())
-            if n_codes != stored:
-                raise self._fail(f"block {index} has {n_codes} codes for {stored} positions")
-            if h.is_keyframe(index) and mask.any():
-                raise self._fail(f"block {index} is a keyframe but continues runs")
-            if n_codes and int(codes.max()) >= h.codebook_size:
-                raise self._fail(f"block {index} has codes outside the codebook")
-            blocks.append(Block(index, int(rec["frames"]), int(rec["flags"]), mask, levels, codes, h.levels))
+            codes = np.frombuffer(raw, h.code_dtype, count=int(rec["n_codes"]), offset=codes_at)
+            codes_at += codes.nbytes
+            block = Block(first + j, int(rec["frames"]), int(rec["flags"]), mask, levels, codes, h.levels)
+            self._check_block(block, int(rec["reserved"]))
+            blocks.append(block)
         return blocks
+
+    def _check_block(self, block: Block, reserved: int) -> None:
+        """Raise ContainerError unless the block agrees with the header and with itself."""
+        h, index = self.header, block.index
+        if block.tile_levels.min() < 0 or block.tile_levels.max() > h.levels - 1:
+            raise self._fail(f"block {index} has tile levels outside 0..{h.levels - 1}")
+        if block.frames != h.block_length(index) or reserved != 0:
+            raise self._fail(f"block {index} record is inconsistent with the header")
+        stored = int(block.fresh_keep().sum())
+        if block.codes.size != stored:
+            raise self._fail(f"block {index} has {block.codes.size} codes for {stored} positions")
+        if h.is_keyframe(index) and block.run_mask.any():
+            raise self._fail(f"block {index} is a keyframe but continues runs")
+        if block.codes.size and int(block.codes.max()) >= h.codebook_size:
+            raise self._fail(f"block {index} has codes outside the codebook")
 
     def blocks(self) -> Iterator[Block]:
         """Every block in order, reading one chunk at a time."""

@@ -6,9 +6,10 @@ Importing this module imports CuPy; vtok.kernels does so only for CUDA tensors.
 import cupy as cp
 import torch
 
+from vtok.format.layout import PATCH
+
 __all__ = ["fsq_indices", "lfq_indices", "rlt_update"]
 
-PATCH = 16
 
 # One thread per token position: read the D channels, bound, round, and accumulate the index.
 _FSQ = r"""

@@ -3,9 +3,9 @@
 import torch
 import torch.nn.functional as F
 
-__all__ = ["fsq_indices", "lfq_indices", "rlt_update"]
+from vtok.format.layout import PATCH
 
-PATCH = 16
+__all__ = ["fsq_indices", "lfq_indices", "rlt_update"]
 
 
 def _index_dtype(codebook: int) -> torch.dtype:

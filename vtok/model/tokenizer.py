@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vtok import kernels
-from vtok.format.layout import LAYOUTS
+from vtok.format.layout import FIRST_STRIDE, LAYOUTS, LEVELS
 from vtok.quantize import make_quantizer
 
 __all__ = ["ModelConfig", "Tokenizer", "ARCHITECTURES"]
@@ -38,8 +38,8 @@ class ModelConfig:
     latent_width: int = 256  # channels at 1/8 resolution
     encoder_depth: int = 2  # residual blocks per encoder stage
     decoder_depth: int = 3  # residual blocks per decoder stage: decoding quality pays most
-    stride: int = 8  # pixels per token side (8 or 4); inputs are padded to a multiple of it
-    levels: int = 3  # budget levels per 32x32 tile (vtok.format.layout): 3 at stride 8, 4 at stride 4
+    stride: int = FIRST_STRIDE  # pixels per token side (8 or 4); inputs are padded to a multiple of it
+    levels: int = LEVELS  # budget levels per 32x32 tile (vtok.format.layout): 3 at stride 8, 4 at stride 4
     context: bool = False  # the decoder sees the previous block's last decoded frame
 
     def __post_init__(self) -> None:
