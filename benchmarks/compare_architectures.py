@@ -17,8 +17,8 @@ import json
 from pathlib import Path
 
 from vtok.model.tokenizer import ARCHITECTURES, ModelConfig
-from vtok.train.data import WindowSampler, build_cache
-from vtok.train.loop import default_cache, export, train_model
+from vtok.train import TrainConfig, WindowSampler, export, train_model
+from vtok.train.data import build_cache, default_cache
 
 _FINE = dict(width=128, latent_width=256, encoder_depth=2, stride=4, levels=4)
 CANDIDATES = {
@@ -53,16 +53,20 @@ def main() -> None:
     name = args.candidate + ("_nomask" if args.no_masks else "")
     out = args.out / name
     out.mkdir(parents=True, exist_ok=True)
-    result = train_model(
-        sampler,
-        config=config,
+    schedule = TrainConfig(
         steps=10**9,
         minutes=args.minutes,
         batch=args.batch,
+        crop=args.crop,
         lr=args.lr,
+        masks_after=1.0 if args.no_masks else 0.0,  # 1.0: the schedule never reaches the masks
+    )
+    result = train_model(
+        sampler,
+        config,
+        schedule,
         val=val,
         checkpoint=out / "checkpoint.safetensors",
-        masks_after=1.0 if args.no_masks else 0.0,  # 1.0: the schedule never reaches the masks
         log=lambda m: print(m, flush=True),
     )
     export(result, name=name, config=config, out_dir=out, data=[str(s) for s in args.sources])

@@ -51,26 +51,38 @@ run)
     fi
     export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
     # prerequisites first, so that no device time goes to a run that cannot finish
-    "$PY" - "$DEVICE" "$DATA" "$RESUME" "$MODEL" <<'PYCHECK'
+    "$PY" - "$DEVICE" "$DATA" "$RESUME" "$MODEL" "$BATCH" "$CROP" "$MINUTES" "$MASKS_AFTER" <<'PYCHECK'
 import importlib.util, sys
 from pathlib import Path
-device, data, resume, model = sys.argv[1:]
+device, data, resume, model, batch, crop, minutes, masks_after = sys.argv[1:]
 missing = [m for m in ("torch", "numpy", "safetensors", "typer", "rich", "zstandard") if importlib.util.find_spec(m) is None]
 if importlib.util.find_spec("av") is None and importlib.util.find_spec("cv2") is None:
     missing.append("av or cv2 (to decode the clips)")
 if missing:
     sys.exit("gpu_train: missing " + ", ".join(missing))
-import torch
-if device.startswith("cuda") and not torch.cuda.is_available():
-    sys.exit("gpu_train: CUDA is not available")
 if not Path(data).is_dir():
     sys.exit(f"gpu_train: no training data in {data} (run 'prepare' here first, and carry it)")
 if not Path(resume).is_file():
     sys.exit(f"gpu_train: no weights to resume at {resume}")
+import torch
+from vtok.errors import VtokError
+from vtok.train import TrainConfig
+try:
+    config = TrainConfig(
+        model=model, batch=int(batch), crop=int(crop), minutes=float(minutes), masks_after=float(masks_after), device=device
+    )
+    config.check()
+except ValueError as e:  # a UsageError names its setting, which is set here by that name upper-cased
+    where = f"{e.option.upper()}: " if getattr(e, "option", None) else ""
+    sys.exit(f"gpu_train: {where}{e}")
+if device.startswith("cuda") and not torch.cuda.is_available():
+    sys.exit("gpu_train: CUDA is not available")
 from safetensors.torch import load_file
-from vtok.model.tokenizer import ARCHITECTURES, Tokenizer
-own = Tokenizer(ARCHITECTURES[model]).state_dict()
-if not any(k in own and v.shape == own[k].shape for k, v in load_file(resume).items()):
+from vtok.model.tokenizer import Tokenizer
+from vtok.train.checkpoint import adapt
+try:  # the same test training makes, before the device time is spent
+    adapt(load_file(resume), Tokenizer(config.architecture), log=lambda _: None)
+except VtokError:
     sys.exit(f"gpu_train: {resume} is not a {model} model")
 name = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
 print(f"gpu_train: torch {torch.__version__} on {name}", flush=True)

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 from vtok.model.pixels import to_model
 from vtok.model.tokenizer import ARCHITECTURES, Tokenizer
-from vtok.train.loop import _blocks_forward, _MaskSampler
+from vtok.train import MaskSampler
+from vtok.train.loop import blocks_forward
 
 
 def _step_fn(name: str, setting: str, batch: int, crop: int):
@@ -27,13 +28,13 @@ def _step_fn(name: str, setting: str, batch: int, crop: int):
     model = Tokenizer(config)
     if "channels-last" in setting:
         model = model.to(memory_format=torch.channels_last)
-    forward = torch.compile(_blocks_forward) if "compile" in setting else _blocks_forward
+    forward = torch.compile(blocks_forward) if "compile" in setting else blocks_forward
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     bf = config.frames
     f = bf * (2 if config.context else 1)
     rng = np.random.default_rng(0)
     x = to_model(rng.integers(0, 256, (batch, f, crop, crop, 3), dtype=np.uint8))
-    masks = _MaskSampler(crop // config.stride, crop // config.stride, "cpu", config.levels)
+    masks = MaskSampler(crop // config.stride, crop // config.stride, "cpu", config.levels)
     gen = torch.Generator().manual_seed(0)
     bf16 = setting.startswith("bf16")
 

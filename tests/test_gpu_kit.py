@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from vtok.model.registry import resolve
-from vtok.train.data import WindowSampler, _decode_all, build_cache
+from vtok.train import WindowSampler
+from vtok.train.data import _decode_all, build_cache
 
 ROOT = Path(__file__).parent.parent
 
@@ -47,6 +48,14 @@ def test_gpu_train_script_checks_its_prerequisites_first(tmp_path):
     env["OUT"] = str(tmp_path / "out")
     r = subprocess.run(["bash", str(ROOT / "benchmarks/gpu_train.sh"), "run"], env=env, capture_output=True, text=True)
     assert r.returncode != 0 and "no training data" in r.stderr
+
+
+def test_gpu_train_script_checks_its_settings_first(clip, tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "PYTHON": sys.executable, "DEVICE": "cpu", "DATA": str(clip.parent)}
+    env |= {"OUT": str(tmp_path / "out"), "CROP": "100", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(["bash", str(ROOT / "benchmarks/gpu_train.sh"), "run"], env=env, capture_output=True, text=True)
+    assert r.returncode != 0 and "gpu_train: CROP: crop 100 is not" in r.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_windows_cut_on_a_torch_device_match_the_numpy_ones(clip, tmp_path):

@@ -1,14 +1,23 @@
+import json
+
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
-from vtok.errors import VtokError
+from vtok.errors import MediaError, UsageError, VtokError
 from vtok.model.tokenizer import ModelConfig
-from vtok.train.data import WindowSampler, build_cache
-from vtok.train.loop import FixedWindows, _MaskSampler, export, train_model
+from vtok.train import MaskSampler, TrainConfig, WindowSampler, export, run_training, train_model
+from vtok.train.data import build_cache
+from vtok.train.windows import FixedWindows, load_windows
 
 TINY = ModelConfig(width=8, latent_width=16, encoder_depth=1, decoder_depth=1)
 TINY_CONTEXT = ModelConfig(width=8, latent_width=16, encoder_depth=1, decoder_depth=1, stride=4, levels=4, context=True)
+
+
+def schedule(**kw) -> TrainConfig:
+    """A schedule that only `steps` ends: minutes far away."""
+    return TrainConfig(**{"minutes": 60.0, **kw})
 
 
 @pytest.fixture
@@ -18,20 +27,39 @@ def windows():
     return np.repeat(base, 4, axis=1)
 
 
-def test_training_lowers_the_loss_and_resumes_from_a_checkpoint(windows, tmp_path):
+def smooth_windows(n: int, seed: int) -> np.ndarray:
+    """uint8 (n, 4, 32, 32, 3): slow colour gradients drifting over the frames, easy to learn."""
+    rng = np.random.default_rng(seed)
+    t, y, x = np.meshgrid(np.arange(4), np.arange(32), np.arange(32), indexing="ij")
+    out = np.empty((n, 4, 32, 32, 3), np.uint8)
+    for i in range(n):
+        for c in range(3):
+            fy, fx, phase = rng.uniform(0, 0.15), rng.uniform(0, 0.15), rng.uniform(0, 2 * np.pi)
+            mid, amp = rng.uniform(60, 190), rng.uniform(30, 60)
+            out[i, ..., c] = mid + amp * np.sin(fy * y + fx * (x + t) + phase)
+    return out
+
+
+def test_training_lowers_the_heldout_error():
+    train, val = smooth_windows(64, seed=0), smooth_windows(8, seed=1)
+    # steps=0: the same seeded initial model, evaluated untrained
+    before = train_model(FixedWindows(train, size=32), TINY, schedule(steps=0), val=val, log=print)
+    # a high peak rate: the warm-up (200 steps) keeps the first 40 at a tenth of it or less
+    after = train_model(FixedWindows(train, size=32), TINY, schedule(steps=40, batch=8, lr=3e-2), val=val, log=print)
+    assert before.steps == 0 and after.steps == 40
+    assert after.metrics["psnr_db"] > before.metrics["psnr_db"] + 1, (before.metrics, after.metrics)  # +1.7 dB seen
+
+
+def test_training_resumes_from_a_checkpoint(windows, tmp_path):
     ckpt = tmp_path / "tiny.checkpoint.safetensors"
     logs = []
     sampler = FixedWindows(windows, size=32)
-    first = train_model(sampler, config=TINY, steps=6, minutes=5, batch=4, checkpoint=ckpt, log=logs.append)
+    first = train_model(sampler, TINY, schedule(steps=6, batch=4), checkpoint=ckpt, log=logs.append)
     assert first.steps == 6 and ckpt.exists()
-    from safetensors.torch import load_file
-
     state = load_file(str(ckpt))
     assert state["progress.step"].item() == 6
     assert any(k.startswith("optimizer.exp_avg.") for k in state)
-    second = train_model(
-        sampler, config=TINY, steps=9, minutes=5, batch=4, init=state, checkpoint=ckpt, log=logs.append
-    )
+    second = train_model(sampler, TINY, schedule(steps=9, batch=4), init=state, checkpoint=ckpt, log=logs.append)
     assert second.steps == 9
     assert any("resuming at step 6" in line for line in logs)
     entry = export(second, name="tiny", config=TINY, out_dir=tmp_path, data=["random"])
@@ -44,7 +72,7 @@ def test_training_lowers_the_loss_and_resumes_from_a_checkpoint(windows, tmp_pat
 
 
 def test_mask_sampler_mixes_full_prefix_and_tile_masks():
-    sampler = _MaskSampler(14, 14, "cpu")
+    sampler = MaskSampler(14, 14, "cpu")
     keep = sampler(300, torch.Generator().manual_seed(0))
     kept = keep.float().mean((1, 2))
     assert keep.shape == (300, 14, 14)
@@ -54,14 +82,14 @@ def test_mask_sampler_mixes_full_prefix_and_tile_masks():
 
 def test_context_model_trains_on_pairs_of_blocks_and_needs_them(windows):
     pairs = np.concatenate([windows, windows[::-1]], axis=1)  # 8 frames: two blocks
-    result = train_model(FixedWindows(pairs, size=32), config=TINY_CONTEXT, steps=3, minutes=5, batch=2, log=print)
+    result = train_model(FixedWindows(pairs, size=32), TINY_CONTEXT, schedule(steps=3, batch=2), log=print)
     assert result.steps == 3 and result.metrics["psnr_db"] > 0
     with pytest.raises(VtokError, match="do not fit"):
-        train_model(FixedWindows(windows, size=32), config=TINY_CONTEXT, steps=1, minutes=5, batch=2, log=print)
+        train_model(FixedWindows(windows, size=32), TINY_CONTEXT, schedule(steps=1, batch=2), log=print)
 
 
 def test_mask_sampler_with_four_levels_keeps_at_least_one_token_per_tile():
-    keep = _MaskSampler(16, 16, "cpu", levels=4)(200, torch.Generator().manual_seed(0))
+    keep = MaskSampler(16, 16, "cpu", levels=4)(200, torch.Generator().manual_seed(0))
     per_tile = keep.reshape(200, 2, 8, 2, 8).sum((2, 4))
     assert (per_tile >= 1).all() and (keep.float().mean((1, 2)) == 1).any()
 
@@ -77,21 +105,83 @@ def test_window_sampler_draws_fresh_windows_and_holds_out_the_end(clip, tmp_path
     assert len(heldout.videos[0]) >= 8 and len(heldout.videos[0]) + len(train.videos[0]) == len(np.load(videos[0]))
 
 
-def test_a_checkpoint_of_a_related_architecture_starts_a_new_schedule(windows, tmp_path):
-    from safetensors.torch import load_file
+@pytest.fixture
+def counted_cache(tmp_path):
+    """Two cached videos whose frames say where they come from: red = frame index, green = video."""
+    paths = []
+    for v, length in enumerate((120, 50)):
+        frames = np.zeros((length, 40, 48, 3), np.uint8)
+        frames[..., 0] = np.arange(length)[:, None, None]
+        frames[..., 1] = v
+        np.save(tmp_path / f"v{v}.npy", frames)
+        paths.append(tmp_path / f"v{v}.npy")
+    return paths, {0: 120 - 12, 1: 50 - 5}  # where the held-out last tenth starts
 
-    plain = ModelConfig(width=8, latent_width=16, encoder_depth=1, decoder_depth=1, stride=4, levels=4)
-    ckpt = tmp_path / "plain.checkpoint.safetensors"
-    train_model(FixedWindows(windows, size=32), config=plain, steps=2, minutes=5, batch=2, checkpoint=ckpt, log=print)
-    pairs = np.concatenate([windows, windows], axis=1)
+
+def test_window_sampler_batches_are_seeded_and_hold_out_the_last_tenth(counted_cache):
+    videos, cut = counted_cache
+    batch = WindowSampler(videos, [], frames=4, size=16, seed=7).batch(200)
+    assert batch.shape == (200, 4, 16, 16, 3) and batch.dtype == np.uint8
+    assert np.array_equal(batch, WindowSampler(videos, [], frames=4, size=16, seed=7).batch(200))
+    assert not np.array_equal(batch, WindowSampler(videos, [], frames=4, size=16, seed=8).batch(200))
+    heldout = WindowSampler(videos, [], frames=4, size=16, seed=7, part="heldout").batch(200)
+    for windows, held in ((batch, False), (heldout, True)):
+        assert (windows == windows[:, :, :1, :1]).all()  # every frame one colour, even after a 2x downscale
+        index, video = windows[:, :, 0, 0, 0].astype(int), windows[:, :, 0, 0, 1]
+        assert (video == video[:, :1]).all() and set(np.unique(video)) == {0, 1}  # both videos drawn from
+        in_tail = index >= np.vectorize(cut.get)(video)
+        assert in_tail.all() if held else not in_tail.any()
+
+
+def test_window_sampler_needs_a_long_enough_video(counted_cache):
+    videos, _ = counted_cache
+    with pytest.raises(MediaError):
+        WindowSampler(videos, [], frames=61, size=16)  # both shorter than two windows
+
+
+@pytest.mark.parametrize(
+    ("change", "option"),
+    [
+        ({"model": "vtok-nope"}, "model"),
+        ({"crop": 100}, "crop"),
+        ({"crop": 0}, "crop"),
+        ({"batch": 0}, "batch"),
+        ({"minutes": 0.0}, "minutes"),
+        ({"masks_after": 1.5}, "masks_after"),
+        ({"windows": -1}, "windows"),
+    ],
+)
+def test_train_config_check_names_the_bad_field(change, option):
+    TrainConfig().check()
+    with pytest.raises(UsageError) as e:
+        TrainConfig(**change).check()
+    assert e.value.option == option and "--" not in str(e.value)
+
+
+def test_run_training_rejects_a_bad_config_before_any_work(clip, tmp_path):
+    with pytest.raises(UsageError, match="unknown architecture"):
+        run_training([clip], TrainConfig(model="vtok-nope", out_dir=tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_training_writes_weights_and_manifest(clip, tmp_path):
+    out = tmp_path / "out"
+    config = TrainConfig(model="vtok-fsq-s8", out_dir=out, steps=2, batch=2, crop=32, cache=tmp_path / "cache")
     logs = []
-    result = train_model(
-        FixedWindows(pairs, size=32),
-        config=TINY_CONTEXT,
-        steps=2,
-        minutes=5,
-        batch=2,
-        init=load_file(str(ckpt)),
-        log=logs.append,
-    )  # the decoder's first layer takes more channels now: its moments cannot be reused
-    assert result.steps == 2 and any("related architecture" in line for line in logs)
+    entry = run_training([clip], config, log=logs.append)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["models"]["vtok-fsq-s8"] == entry and entry["file"] == "vtok-fsq-s8.safetensors"
+    assert entry["training"]["steps"] == 2 and entry["config"] == config.architecture.to_dict()
+    weights = load_file(str(out / entry["file"]))
+    assert all(v.dtype == torch.float16 for v in weights.values() if v.is_floating_point())
+    assert "training vtok-fsq-s8 on windows of 4 frames, 32x32, on cpu" in logs
+    assert not list(out.glob("*.part*")) and not list(out.glob(".*"))  # no temporary file left behind
+
+
+def test_run_training_on_saved_fixed_windows(clip, tmp_path):
+    saved = tmp_path / "windows.safetensors"
+    common = dict(model="vtok-fsq-s8", steps=1, batch=2, crop=32)
+    run_training([clip], TrainConfig(**common, out_dir=tmp_path / "a", windows=6, save_windows=saved), log=print)
+    assert load_windows(saved).shape == (6, 4, 128, 128, 3)
+    entry = run_training([saved], TrainConfig(**common, out_dir=tmp_path / "b"), log=print)
+    assert (tmp_path / "b" / entry["file"]).exists() and entry["training"]["data"] == [str(saved)]

@@ -276,26 +276,25 @@ def train(
     ] = None,
 ) -> None:
     """Train a tokenizer and write its weights and manifest entry."""
-    from vtok.train.loop import run_training
+    from vtok.train import TrainConfig, run_training
 
     with _errors():
-        entry = run_training(
-            sources=sources,
-            name=model,
+        config = TrainConfig(
+            model=model,
             out_dir=out,
             steps=steps,
             minutes=minutes,
-            windows=windows,
-            save_windows_to=save_windows,
             batch=batch,
             crop=crop,
             lr=lr,
-            device=device,
-            resume=resume,
-            log=_log,
-            cache=cache,
             masks_after=masks_after,
+            device=device,
+            windows=windows,
+            save_windows=save_windows,
+            cache=cache,
+            resume=resume,
         )
+        entry = run_training(sources, config, log=_log)
     print(f"{model}: {entry['file']} sha256 {entry['sha256']} {entry['metrics']}")
 
 

@@ -19,12 +19,18 @@ import numpy as np
 import torch
 
 from vtok.errors import MediaError
+from vtok.files import atomic_path
 from vtok.media.find import IMAGE_SUFFIXES, find_media
 
-__all__ = ["build_cache", "pan_window", "WindowSampler"]
+__all__ = ["default_cache", "build_cache", "pan_window", "WindowSampler"]
 
 IMAGE_SHARE = 0.1  # of windows: slowly panning stills
 PAN = 3  # pixels per frame, at most, that a still pans
+
+
+def default_cache() -> Path:
+    """Where decoded training frames are kept: $VTOK_CACHE, else ~/.cache/vtok/frames."""
+    return Path(os.environ.get("VTOK_CACHE") or Path.home() / ".cache" / "vtok" / "frames")
 
 
 def _cache_name(src: Path) -> str:
@@ -78,10 +84,8 @@ def build_cache(
         dst = cache / _cache_name(src)
         if not dst.exists():
             frames = _decode_all(src)
-            tmp = dst.with_name(f"{dst.name}.{os.getpid()}.part")  # runs filling one cache side by side
-            with open(tmp, "wb") as f:
-                np.save(f, frames)
-            tmp.replace(dst)
+            with atomic_path(dst) as tmp:  # runs may fill one cache side by side
+                np.save(tmp, frames)  # tmp ends in ".npy" too, so np.save adds no suffix
         out[kind].append(dst)
         if progress:
             progress(n + 1, len(todo))

@@ -1,0 +1,160 @@
+"""What training writes and reads back: checkpoints (weights, AdamW moments, place in the schedule),
+weights of a related model fitted to start from, and the exported float16 weights with their
+manifest entry.
+
+A checkpoint is one safetensors file of float32 tensors: the model's own names, then
+`optimizer.exp_avg.NAME`, `optimizer.exp_avg_sq.NAME` and `optimizer.step.NAME` per parameter, and
+`progress.step` and `progress.seconds`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from safetensors.torch import save_file
+
+from vtok.errors import VtokError
+from vtok.files import atomic_path, write_json
+from vtok.model.tokenizer import ModelConfig, Tokenizer
+
+if TYPE_CHECKING:  # only for the annotation: the loop imports this module, not the other way
+    from vtok.train.loop import TrainResult
+
+__all__ = [
+    "Progress",
+    "adapt",
+    "float_state",
+    "optimizer_state",
+    "load_optimizer_state",
+    "save_checkpoint",
+    "restore",
+    "export",
+]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The place in the schedule a run starts from: steps and seconds already trained, and whether
+    the optimizer moments were restored (then the learning rate needs no warm-up)."""
+
+    step: int = 0
+    seconds: float = 0.0
+    resumed: bool = False
+
+
+def float_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state dict as float32, contiguous CPU tensors (as safetensors wants them)."""
+    return {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def adapt(state: dict, model: Tokenizer, log: Callable[[str], None]) -> dict:
+    """Fit the weights of a related model to `model`, to start training from them.
+
+    A convolution that took fewer input channels (the decoder before it took a keep mask) gets zero
+    weights for the new ones, so the old behaviour is kept. A tensor of any other shape (the layers
+    around a different quantizer) keeps `model`'s fresh initialisation.
+    """
+    own = model.state_dict()
+    if not any(k in own and v.shape == own[k].shape for k, v in state.items()):
+        raise VtokError("the weights to resume from share no layer with this architecture")
+    out = {k: v for k, v in own.items() if k not in state}  # layers the old model lacked start fresh
+    for k, v in state.items():
+        want = own.get(k)
+        if want is None:
+            log(f"{k}: not in this architecture; dropped")
+        elif v.shape == want.shape:
+            out[k] = v
+        elif (
+            v.dim() == 4
+            and v.shape[0] == want.shape[0]
+            and v.shape[1] < want.shape[1]
+            and v.shape[2:] == want.shape[2:]
+        ):
+            out[k] = torch.cat([v, v.new_zeros(v.shape[0], want.shape[1] - v.shape[1], *v.shape[2:])], 1)
+        else:
+            log(f"{k}: {tuple(v.shape)} does not fit {tuple(want.shape)}; starting it fresh")
+            out[k] = want
+    return out
+
+
+def optimizer_state(opt: torch.optim.Optimizer, model: Tokenizer) -> dict[str, torch.Tensor]:
+    """AdamW moments as flat float32 tensors named after their parameters, for a safetensors checkpoint."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    out = {}
+    for p, st in opt.state.items():
+        for key in ("exp_avg", "exp_avg_sq"):
+            out[f"optimizer.{key}.{names[id(p)]}"] = st[key].detach().float().cpu().contiguous()
+        out[f"optimizer.step.{names[id(p)]}"] = torch.as_tensor(st["step"], dtype=torch.float32).reshape(1)
+    return out
+
+
+def load_optimizer_state(opt: torch.optim.Optimizer, model: Tokenizer, state: dict) -> bool:
+    """Restore AdamW moments saved by `optimizer_state`; True if every parameter got its own."""
+    restored = 0
+    for name, p in model.named_parameters():
+        moment = state.get(f"optimizer.exp_avg.{name}")
+        if moment is None or moment.shape != p.shape:  # a layer new to, or reshaped in, this architecture
+            continue
+        restored += 1
+        opt.state[p] = {
+            "step": state[f"optimizer.step.{name}"].reshape(()).clone(),
+            "exp_avg": state[f"optimizer.exp_avg.{name}"].to(p.device).clone(),
+            "exp_avg_sq": state[f"optimizer.exp_avg_sq.{name}"].to(p.device).clone(),
+        }
+    return restored == len(list(model.parameters()))
+
+
+def save_checkpoint(path: Path, model: Tokenizer, opt: torch.optim.Optimizer, *, step: int, seconds: float) -> None:
+    """Write weights, optimizer moments and the place in the schedule to `path`, atomically."""
+    tensors = float_state(model) | optimizer_state(opt, model)
+    tensors["progress.step"] = torch.tensor([float(step)])
+    tensors["progress.seconds"] = torch.tensor([seconds])
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp))
+
+
+def restore(model: Tokenizer, opt: torch.optim.Optimizer, init: dict | None, log: Callable[[str], None]) -> Progress:
+    """Start `model` from `init`: plain weights (fine-tuning; related ones are adapted), or a
+    checkpoint, which also restores the optimizer and the place in the schedule (resuming)."""
+    if init is None:
+        return Progress()
+    weights = {k: v for k, v in init.items() if not k.startswith(("optimizer.", "progress."))}
+    model.load_state_dict(adapt(weights, model, log), strict=True)
+    if "progress.step" not in init:
+        return Progress()
+    if not load_optimizer_state(opt, model, init):  # its moments only where they fit, and a new schedule
+        log("the checkpoint is of a related architecture: starting a new schedule from its weights")
+        return Progress()
+    done = Progress(int(init["progress.step"].item()), float(init["progress.seconds"].item()), resumed=True)
+    log(f"resuming at step {done.step} ({done.seconds:.0f}s trained)")
+    return done
+
+
+def export(result: TrainResult, *, name: str, config: ModelConfig, out_dir: Path, data: list[str]) -> dict:
+    """Write `out_dir/NAME.safetensors` (float16) and its entry in `out_dir/manifest.json`; return the entry.
+
+    Other entries of an existing manifest are kept.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weights = out_dir / f"{name}.safetensors"
+    half = {k: v.half() if v.is_floating_point() else v for k, v in result.state.items()}
+    with atomic_path(weights) as tmp:
+        save_file(half, str(tmp), metadata={"name": name})
+    entry = {
+        "file": weights.name,
+        "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        "config": config.to_dict(),
+        "training": {"data": data, "steps": result.steps, "seconds": round(result.seconds)},
+        "metrics": {f"heldout_windows_{k}": v for k, v in result.metrics.items()},
+    }
+    manifest_path = out_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": {}}
+    manifest["models"][name] = entry
+    write_json(manifest_path, manifest)
+    return entry

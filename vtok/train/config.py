@@ -1,0 +1,57 @@
+"""The settings of one training run: `TrainConfig`, checked before any work starts."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from vtok.errors import UsageError
+from vtok.model.tokenizer import ARCHITECTURES, ModelConfig
+
+__all__ = ["TrainConfig"]
+
+TILE = 32  # pixels per side of one budget tile (vtok.format.layout): crops are whole tiles
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What `vtok train` trains, on what windows, for how long and where the results go.
+
+    Training stops at `steps` or `minutes`, whichever comes first; the learning rate follows a
+    cosine from `lr` over that budget. `masks_after` is the share of the schedule (0 to 1) trained
+    at the full budget before random keep masks start.
+    """
+
+    model: str = "vtok-fsq"  # architecture name in vtok.model.tokenizer.ARCHITECTURES
+    out_dir: Path = Path("runs")
+    steps: int = 1_000_000
+    minutes: float = 30.0
+    batch: int = 16
+    crop: int = 96
+    lr: float = 1e-3
+    masks_after: float = 0.0
+    device: str = "cpu"
+    seed: int = 0
+    windows: int = 0  # >0: sample this many fixed windows up front instead of fresh ones
+    save_windows: Path | None = None
+    cache: Path | None = None  # None: $VTOK_CACHE or ~/.cache/vtok/frames
+    resume: Path | None = None
+
+    def check(self) -> None:
+        """Raise a UsageError naming the field (`option`) of the first value out of its range."""
+        if self.model not in ARCHITECTURES:
+            known = ", ".join(ARCHITECTURES)
+            raise UsageError(f"unknown architecture {self.model!r}; known: {known}", option="model")
+        if self.crop < TILE or self.crop % TILE:
+            raise UsageError(f"crop {self.crop} is not a positive multiple of {TILE} (one budget tile)", option="crop")
+        if self.batch < 1:
+            raise UsageError(f"batch {self.batch} is not at least 1", option="batch")
+        if not self.minutes > 0:  # written so that NaN fails too
+            raise UsageError(f"minutes {self.minutes} is not positive", option="minutes")
+        if not 0 <= self.masks_after <= 1:
+            raise UsageError(f"masks_after {self.masks_after} is not between 0 and 1", option="masks_after")
+        if self.windows < 0:
+            raise UsageError(f"windows {self.windows} is negative", option="windows")
+
+    @property
+    def architecture(self) -> ModelConfig:
+        """The ModelConfig named by `model` (call `check` first: KeyError if unknown)."""
+        return ARCHITECTURES[self.model]

@@ -1,0 +1,41 @@
+"""Random keep masks, to train the decoder to infill the tokens a smaller budget drops."""
+
+import numpy as np
+import torch
+
+from vtok.format.layout import position_levels, prefix_order, tile_size
+
+__all__ = ["MaskSampler"]
+
+
+class MaskSampler:
+    """Random keep masks bool (B, h, w) over a grid of h x w token positions.
+
+    A third of the samples keep everything, a third keep a random prefix of the coarse-to-fine
+    order (from one token per tile up), and a third give each tile a random level, as the
+    per-tile elastic budget does.
+    """
+
+    def __init__(self, h: int, w: int, device: str, levels: int = 3):
+        self.n = h * w
+        self.n_levels, self.tile = levels, tile_size(levels)
+        rank = np.empty(self.n, np.int64)
+        rank[prefix_order(h, w, levels)] = np.arange(self.n)
+        self.rank = torch.from_numpy(rank.reshape(h, w)).to(device)
+        self.levels = torch.from_numpy(position_levels(h, w, levels).astype(np.int64)).to(device)
+        self.tiles = (-(-h // self.tile), -(-w // self.tile))
+
+    def __call__(self, b: int, gen: torch.Generator) -> torch.Tensor:
+        """b masks bool (b, h, w) on the sampler's device, drawn from `gen` (a CPU generator)."""
+        h, w = self.rank.shape
+        device = self.rank.device
+        mode = torch.randint(0, 3, (b,), generator=gen).to(device)
+        n = torch.randint(max(1, self.n // self.tile**2), self.n + 1, (b,), generator=gen).to(device)
+        prefix = self.rank.unsqueeze(0) < n.view(b, 1, 1)
+        tile_levels = torch.randint(0, self.n_levels, (b, *self.tiles), generator=gen).to(device)
+        t = self.tile
+        per_position = tile_levels.repeat_interleave(t, 1).repeat_interleave(t, 2)[:, :h, :w]
+        tiles = self.levels.unsqueeze(0) <= per_position
+        full = torch.ones_like(prefix)
+        m = mode.view(b, 1, 1)
+        return torch.where(m == 0, full, torch.where(m == 1, prefix, tiles))
