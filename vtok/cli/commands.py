@@ -248,9 +248,11 @@ def train(
         str,
         typer.Option(help="Architecture to train: vtok-fsq, vtok-lfq, or the first design, vtok-fsq-s8 / vtok-lfq-s8."),
     ] = "vtok-fsq",
-    out: Annotated[
+    output: Annotated[
         Path,
-        typer.Option("--out", "-o", help="Folder for NAME.safetensors and manifest.json (not the shipped weights/)."),
+        typer.Option(
+            "--output", "--out", "-o", help="Folder for NAME.safetensors and manifest.json (not vtok/weights/)."
+        ),
     ] = Path("runs"),
     steps: Annotated[int, typer.Option(help="Stop after this many steps.")] = 1_000_000,
     minutes: Annotated[float, typer.Option(help="Stop after this many minutes; the LR schedule spans it.")] = 30.0,
@@ -269,7 +271,7 @@ def train(
         float,
         typer.Option(help="Share of the schedule at the full budget before random keep masks start.", min=0, max=1),
     ] = 0.0,
-    device: Annotated[str, typer.Option(help="cpu, cuda, or cuda:N.")] = "cpu",
+    device: Device = "auto",
     resume: Annotated[
         Path | None,
         typer.Option(help="A checkpoint to resume (weights, optimizer, schedule), or weights to fine-tune."),
@@ -281,7 +283,7 @@ def train(
     with _errors():
         config = TrainConfig(
             model=model,
-            out_dir=out,
+            out_dir=output,
             steps=steps,
             minutes=minutes,
             batch=batch,

@@ -4,11 +4,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vtok.errors import UsageError
+from vtok.format.layout import tile_size
+from vtok.model.registry import pick_device
 from vtok.model.tokenizer import ARCHITECTURES, ModelConfig
 
 __all__ = ["TrainConfig"]
-
-TILE = 32  # pixels per side of one budget tile (vtok.format.layout): crops are whole tiles
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class TrainConfig:
     crop: int = 96
     lr: float = 1e-3
     masks_after: float = 0.0
-    device: str = "cpu"
+    device: str = "cpu"  # or "auto": CUDA when available
     seed: int = 0
     windows: int = 0  # >0: sample this many fixed windows up front instead of fresh ones
     save_windows: Path | None = None
@@ -40,8 +40,10 @@ class TrainConfig:
         if self.model not in ARCHITECTURES:
             known = ", ".join(ARCHITECTURES)
             raise UsageError(f"unknown architecture {self.model!r}; known: {known}", option="model")
-        if self.crop < TILE or self.crop % TILE:
-            raise UsageError(f"crop {self.crop} is not a positive multiple of {TILE} (one budget tile)", option="crop")
+        arch = self.architecture
+        tile = tile_size(arch.levels) * arch.stride  # pixels per side of one budget tile: crops are whole tiles
+        if self.crop < tile or self.crop % tile:
+            raise UsageError(f"crop {self.crop} is not a positive multiple of {tile} (one budget tile)", option="crop")
         if self.batch < 1:
             raise UsageError(f"batch {self.batch} is not at least 1", option="batch")
         if not self.minutes > 0:  # written so that NaN fails too
@@ -50,6 +52,7 @@ class TrainConfig:
             raise UsageError(f"masks_after {self.masks_after} is not between 0 and 1", option="masks_after")
         if self.windows < 0:
             raise UsageError(f"windows {self.windows} is negative", option="windows")
+        pick_device(self.device)
 
     @property
     def architecture(self) -> ModelConfig:

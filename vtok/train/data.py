@@ -43,7 +43,7 @@ def _decode_all(src: Path) -> np.ndarray:
     """Every frame of a video, or an image as one frame: uint8 (T, H, W, 3) RGB."""
     try:
         from vtok.media.video import read_frames
-    except ImportError:  # no PyAV: OpenCV gave identical frames on the clips tried (TRAINING.md)
+    except ImportError:  # no PyAV: OpenCV gave identical frames on the clips tried (../shared/TRAINING.md)
         return _decode_all_opencv(src)
     return np.stack(list(read_frames(src)))
 

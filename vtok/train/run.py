@@ -6,12 +6,14 @@ instead be sampled once, and saved to train elsewhere; one saved windows file is
 """
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from safetensors.torch import load_file
 
 from vtok.errors import MediaError
+from vtok.model.registry import pick_device
 from vtok.train.checkpoint import export
 from vtok.train.config import TrainConfig
 from vtok.train.data import WindowSampler, build_cache, default_cache
@@ -75,6 +77,7 @@ def run_training(sources: list[Path], config: TrainConfig, log: Callable[[str], 
     `out_dir/manifest.json`; return the entry. A checkpoint `out_dir/MODEL.checkpoint.safetensors`
     is kept up to date while training."""
     config.check()
+    config = replace(config, device=pick_device(config.device))
     arch = config.architecture
     frames = arch.frames * (2 if arch.context else 1)
     choose = _fixed_windows if _saved_windows(sources) or config.windows > 0 else _fresh_windows
