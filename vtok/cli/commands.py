@@ -9,12 +9,11 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from statistics import median
 from typing import Annotated
 
 import typer
 
-from vtok.errors import VtokError
+from vtok.errors import UsageError, VtokError
 from vtok.files import check_output
 
 app = typer.Typer(
@@ -274,38 +273,32 @@ def bench(
     from rich.console import Console
     from rich.table import Table
 
-    from vtok.bench.runner import bd_rates, elastic_gain, run_bench
-    from vtok.media.find import VIDEO_SUFFIXES
+    from vtok.bench import bd_rates, elastic_gain, find_clips, run_bench, summary
     from vtok.model.registry import list_models
 
     with _errors():
-        files = []
-        for c in clips:
-            if c.is_dir():
-                files += sorted(f for f in c.iterdir() if f.suffix.lower() in VIDEO_SUFFIXES)
-            elif c.is_file():
-                files.append(c)
-            else:
-                raise VtokError(f"{c}: no such file or folder")
-        if not files:
-            raise VtokError("no video files to measure")
+        files = find_clips(clips)
         names = [m for m in models_.split(",") if m] or [e.name for e in list_models()]
         codec_list = [c for c in codecs.split(",") if c]
         try:
             t_list = [float(t) for t in thresholds.split(",") if t]
         except ValueError:
-            raise VtokError(f"--thresholds {thresholds!r}: give comma-separated numbers, e.g. 0.003,0.01") from None
-        with _progress("bench", len(files) * (len(names) + len(codec_list))) as advance:
-            runs = run_bench(
-                clips=files,
-                out_dir=output,
-                thresholds=t_list,
-                codecs=codec_list,
-                models=names,
-                frames=frames,
-                size=size or None,
-                progress=lambda _: advance(1),
-            )
+            raise UsageError(f"--thresholds {thresholds!r}: give comma-separated numbers, e.g. 0.003,0.01") from None
+        try:
+            with _progress("bench", len(files) * (len(names) + len(codec_list))) as advance:
+                runs = run_bench(
+                    clips=files,
+                    out_dir=output,
+                    thresholds=t_list,
+                    codecs=codec_list,
+                    models=names,
+                    frames=frames,
+                    size=size or None,
+                    progress=lambda _: advance(1),
+                )
+        except UsageError as e:  # the library names its keyword; name the flag instead
+            flag = {"thresholds": "--thresholds", "codecs": "--codecs", "models": "--models"}.get(e.option)
+            raise UsageError(f"{flag}: {e}" if flag else str(e)) from None
     table = Table(
         title=f"{len({r.clip for r in runs})} clips, {frames} frames, "
         + (f"{size}x{size} centre crops" if size else "native size"),
@@ -313,20 +306,17 @@ def bench(
     )
     for col in ("codec", "setting", "bits/pixel", "PSNR dB", "SSIM", "tokens/frame", "enc fps", "dec fps"):
         table.add_column(col, justify="left" if col in ("codec", "setting") else "right")
-    groups: dict[tuple[str, str], list] = {}
-    for r in runs:
-        groups.setdefault((r.codec, r.setting), []).append(r)
-    for (codec, setting), rs in sorted(groups.items()):
-        tpf = [r.tokens_per_frame for r in rs if r.tokens_per_frame is not None]
+    for row in summary(runs):
+        tokens = row["tokens_per_frame"]
         table.add_row(
-            codec,
-            setting,
-            f"{sum(r.bits_per_pixel for r in rs) / len(rs):.4f}",
-            f"{sum(r.psnr_db for r in rs) / len(rs):.2f}",
-            f"{sum(r.ssim for r in rs) / len(rs):.3f}",
-            f"{sum(tpf) / len(tpf):.0f}" if tpf else "",
-            f"{median(r.encode_fps for r in rs):.1f}",
-            f"{median(r.decode_fps for r in rs):.1f}",
+            row["codec"],
+            row["setting"],
+            f"{row['bits_per_pixel']:.4f}",
+            f"{row['psnr_db']:.2f}",
+            f"{row['ssim']:.3f}",
+            f"{tokens:.0f}" if tokens is not None else "",
+            f"{row['encode_fps']:.1f}",
+            f"{row['decode_fps']:.1f}",
         )
     console = Console()
     console.print(table)
