@@ -5,7 +5,6 @@ Results go to stdout; progress and errors go to stderr (vtok.cli.options).
 
 import json
 from pathlib import Path
-from statistics import median
 from typing import Annotated
 
 import typer
@@ -13,8 +12,8 @@ import typer
 from vtok.cli.options import Device, Force, Json, ModelSpec, Output, progress
 from vtok.cli.options import errors as _errors
 from vtok.cli.options import log as _log
-from vtok.cli.render import aligned, inspect_rows, model_rows
-from vtok.errors import VtokError
+from vtok.cli.render import aligned, bench_report, inspect_rows, model_rows
+from vtok.errors import UsageError
 
 app = typer.Typer(
     name="vtok",
@@ -143,82 +142,30 @@ def bench(
     models_: Annotated[str, typer.Option("--models", help="Comma-separated vtok models (default: all built in).")] = "",
     frames: Annotated[int, typer.Option(help="Frames per clip, from the start.", min=1)] = 64,
     size: Annotated[int, typer.Option(help="Centre crop size in pixels; 0 keeps the native size.", min=0)] = 256,
+    device: Device = "auto",
 ) -> None:
     """Rate-distortion and speed of vtok beside x264, x265 and AV1 on the same frames (resumable)."""
-    from rich.console import Console
-    from rich.table import Table
+    from vtok.bench import find_clips, run_bench
 
-    from vtok.bench.runner import bd_rates, elastic_gain, run_bench
-    from vtok.media.find import VIDEO_SUFFIXES
-    from vtok.model.registry import list_models
-
-    with _errors():
-        files = []
-        for c in clips:
-            if c.is_dir():
-                files += sorted(f for f in c.iterdir() if f.suffix.lower() in VIDEO_SUFFIXES)
-            elif c.is_file():
-                files.append(c)
-            else:
-                raise VtokError(f"{c}: no such file or folder")
-        if not files:
-            raise VtokError("no video files to measure")
-        names = [m for m in models_.split(",") if m] or [e.name for e in list_models()]
-        codec_list = [c for c in codecs.split(",") if c]
+    with _errors(), progress("bench", "runs") as advance:
         try:
             t_list = [float(t) for t in thresholds.split(",") if t]
         except ValueError:
-            raise VtokError(f"--thresholds {thresholds!r}: give comma-separated numbers, e.g. 0.003,0.01") from None
-        runs_total = len(files) * (len(names) + len(codec_list))
-        with progress("bench", "runs") as advance:
-            runs = run_bench(
-                clips=files,
-                out_dir=output,
-                thresholds=t_list,
-                codecs=codec_list,
-                models=names,
-                frames=frames,
-                size=size or None,
-                progress=lambda _: advance(1, runs_total),
-            )
-    table = Table(
-        title=f"{len({r.clip for r in runs})} clips, {frames} frames, "
-        + (f"{size}x{size} centre crops" if size else "native size"),
-        caption="means over clips; frames per second are medians",
-    )
-    for col in ("codec", "setting", "bits/pixel", "PSNR dB", "SSIM", "tokens/frame", "enc fps", "dec fps"):
-        table.add_column(col, justify="left" if col in ("codec", "setting") else "right")
-    groups: dict[tuple[str, str], list] = {}
-    for r in runs:
-        groups.setdefault((r.codec, r.setting), []).append(r)
-    for (codec, setting), rs in sorted(groups.items()):
-        tpf = [r.tokens_per_frame for r in rs if r.tokens_per_frame is not None]
-        table.add_row(
-            codec,
-            setting,
-            f"{sum(r.bits_per_pixel for r in rs) / len(rs):.4f}",
-            f"{sum(r.psnr_db for r in rs) / len(rs):.2f}",
-            f"{sum(r.ssim for r in rs) / len(rs):.3f}",
-            f"{sum(tpf) / len(tpf):.0f}" if tpf else "",
-            f"{median(r.encode_fps for r in rs):.1f}",
-            f"{median(r.decode_fps for r in rs):.1f}",
+            raise UsageError(
+                f"{thresholds!r}: give comma-separated numbers, e.g. 0.003,0.01", option="thresholds"
+            ) from None
+        runs = run_bench(
+            clips=find_clips(clips),
+            out_dir=output,
+            thresholds=t_list,
+            codecs=[c for c in codecs.split(",") if c],
+            models=[m for m in models_.split(",") if m] or None,
+            frames=frames,
+            size=size or None,
+            device=device,
+            progress=advance,
         )
-    console = Console()
-    console.print(table)
-    bd = Table(title="BD-rate against libx264 (negative: fewer bits at equal PSNR)")
-    bd.add_column("codec")
-    bd.add_column("BD-rate", justify="right")
-    bd.add_column("clips", justify="right")
-    for name, (value, clips) in bd_rates(runs).items():
-        bd.add_row(name, f"{value:+.1f}%" if value is not None else "no PSNR overlap", str(clips))
-    console.print(bd)
-    for name in sorted({r.codec for r in runs if r.tokens_per_frame is not None}):
-        gain, clips, ahead = elastic_gain(runs, name)
-        if gain is not None:
-            print(
-                f"{name}: elastic budgets against fixed ones at equal tokens per frame: {gain:+.2f} dB "
-                f"(mean over {clips} clips; elastic ahead on {ahead})"
-            )
+    bench_report(runs, frames=frames, size=size)
     print(f"results: {output / 'results.json'}, {output / 'results.csv'}, plots: {output}/*.png")
 
 

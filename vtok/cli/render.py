@@ -78,3 +78,46 @@ def model_rows(entries: list) -> list[dict]:
         }
         for e in entries
     ]
+
+
+def bench_report(runs: list, *, frames: int, size: int) -> None:
+    """Print `vtok bench`'s tables: means per codec and setting, BD-rates, and elastic gains."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from vtok.bench import bd_rates, elastic_gain, summary
+
+    crop = f"{size}x{size} centre crops" if size else "native size"
+    table = Table(
+        title=f"{len({r.clip for r in runs})} clips, {frames} frames, {crop}",
+        caption="means over clips; frames per second are medians",
+    )
+    for col in ("codec", "setting", "bits/pixel", "PSNR dB", "SSIM", "tokens/frame", "enc fps", "dec fps"):
+        table.add_column(col, justify="left" if col in ("codec", "setting") else "right")
+    for row in summary(runs):
+        tokens = row["tokens_per_frame"]
+        table.add_row(
+            row["codec"],
+            row["setting"],
+            f"{row['bits_per_pixel']:.4f}",
+            f"{row['psnr_db']:.2f}",
+            f"{row['ssim']:.3f}",
+            f"{tokens:.0f}" if tokens is not None else "",
+            f"{row['encode_fps']:.1f}",
+            f"{row['decode_fps']:.1f}",
+        )
+    bd = Table(title="BD-rate against libx264 (negative: fewer bits at equal PSNR)")
+    for col, justify in (("codec", "left"), ("BD-rate", "right"), ("clips", "right")):
+        bd.add_column(col, justify=justify)
+    for name, (value, clips) in bd_rates(runs).items():
+        bd.add_row(name, f"{value:+.1f}%" if value is not None else "no PSNR overlap", str(clips))
+    console = Console()
+    console.print(table)
+    console.print(bd)
+    for name in sorted({r.codec for r in runs if r.tokens_per_frame is not None}):
+        gain, clips, ahead = elastic_gain(runs, name)
+        if gain is not None:
+            print(
+                f"{name}: elastic budgets against fixed ones at equal tokens per frame: {gain:+.2f} dB "
+                f"(mean over {clips} clips; elastic ahead on {ahead})"
+            )

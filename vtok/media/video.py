@@ -95,10 +95,13 @@ def extract_audio(path: Path) -> bytes | None:
 
 
 class VideoWriter:
-    """Write uint8 (H, W, 3) RGB frames to an H.264 mp4, at a constant rational frame rate.
+    """Write uint8 (H, W, 3) RGB frames to a video file, at a constant rational frame rate.
 
-    `lossless` stores RGB exactly (libx264rgb, crf 0); otherwise yuv420p at `crf` (yuv444p when
-    the width or height is odd, which 4:2:0 cannot hold). `audio` is an AUDI chunk to mux beside.
+    By default an H.264 mp4: `lossless` stores RGB exactly (libx264rgb, crf 0); otherwise yuv420p
+    at `crf` (yuv444p when the width or height is odd, which 4:2:0 cannot hold). `codec`,
+    `pix_fmt`, `options` (codec options; default {"crf": crf}) and `container_format` (a PyAV
+    format name) override those choices, for the classical baselines of `vtok bench`. `audio` is
+    an AUDI chunk to mux beside.
     """
 
     def __init__(
@@ -111,14 +114,20 @@ class VideoWriter:
         crf: int = 18,
         lossless: bool = False,
         audio: bytes | None = None,
+        codec: str | None = None,
+        pix_fmt: str | None = None,
+        options: dict[str, str] | None = None,
+        container_format: str = "mp4",
     ):
-        self._container = av.open(str(path), "w", format="mp4")
         if lossless:
-            self._stream = self._container.add_stream("libx264rgb", rate=rate, options={"crf": "0"})
-            self._stream.pix_fmt = "rgb24"
-        else:
-            self._stream = self._container.add_stream("libx264", rate=rate, options={"crf": str(crf)})
-            self._stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+            crf, codec, pix_fmt = 0, codec or "libx264rgb", pix_fmt or "rgb24"
+        codec = codec or "libx264"
+        pix_fmt = pix_fmt or ("yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p")
+        self._container = av.open(str(path), "w", format=container_format)
+        self._stream = self._container.add_stream(
+            codec, rate=rate, options={"crf": str(crf)} if options is None else options
+        )
+        self._stream.pix_fmt = pix_fmt
         self._stream.width, self._stream.height = width, height
         self._stream.time_base = 1 / Fraction(rate)
         self._count = 0
