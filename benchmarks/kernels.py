@@ -1,21 +1,26 @@
 """GPU kernel bandwidth: each vtok kernel against torch eager, torch.compile and a device copy.
 
-    python benchmarks/kernels.py [--size 720p|256] [--batch 8]
+    python benchmarks/kernels.py [--size 720p|256] [--batch 8] [--out benchmarks/results/kernels.json]
 
 Bytes counted are the fewest a kernel must move: its inputs read once and its outputs written once
 (FSQ/LFQ: the float32 latent in, the uint16 indices out; RLT: block and run start in, the static map
 out, plus the moved patches written back, counted as the whole start for an all-moved block).
-Times are medians of CUDA-event-timed runs after warm-up. Needs CUDA and CuPy.
+Times are medians of CUDA-event-timed runs after warm-up. Needs CUDA and CuPy. The inputs are
+random tensors; no clips are read.
 """
 
 import argparse
 import statistics
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
 
 import torch
+from common import RESULTS, save_results
 
 
-def _time(fn, repeat: int = 50) -> float:
+def cuda_ms(fn, repeat: int = 50) -> float:
     """Median milliseconds of fn() between CUDA events, after warm-up."""
     for _ in range(5):
         fn()
@@ -27,70 +32,104 @@ def _time(fn, repeat: int = 50) -> float:
         fn()
         b.record()
         torch.cuda.synchronize()
-        times.append(a.elapsed_time(b))
+        times.append(a.elapsedcuda_ms(b))
     return statistics.median(times)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--size", choices=["256", "720p"], default="720p")
-    p.add_argument("--batch", type=int, default=8)
-    args = p.parse_args()
-    if not torch.cuda.is_available():
-        print("benchmarks/kernels.py needs CUDA", file=sys.stderr)
-        sys.exit(1)
+class KernelCase(NamedTuple):
+    """One kernel: the bytes it must move, its three versions, and setup work each run also does."""
+
+    name: str
+    nbytes: int
+    cupy: Callable
+    eager: Callable
+    compiled: Callable
+    overhead: Callable | None = None  # timed alone and subtracted
+
+
+def device_copy_gbs() -> float:
+    """GB/s of cloning 256 MiB on the GPU (read once, written once): the ceiling for a kernel."""
+    big = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
+    return 2 * big.numel() / cuda_ms(lambda: big.clone()) / 1e6
+
+
+def kernel_cases(h: int, w: int, b: int) -> list[KernelCase]:
+    """The fsq, lfq and rlt kernels on random inputs of frame size h x w, batch b."""
     from vtok.kernels import cupy_impl, torch_ref
 
-    h, w = (256, 256) if args.size == "256" else (720, 1280)
-    b = args.batch
     levels = (8, 8, 8, 5, 5, 5)
     z6 = torch.randn(b, 6, h // 8, w // 8, device="cuda") * 2
     z16 = torch.randn(b, 16, h // 8, w // 8, device="cuda")
     block = torch.rand(3, 4, h, w, device="cuda") * 2 - 1
     start = block + (torch.rand_like(block) - 0.5) * 0.02
-
-    big = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
-    copy_ms = _time(lambda: big.clone())
-    copy_gbs = 2 * big.numel() / copy_ms / 1e6
-
     compiled_fsq = torch.compile(lambda z: torch_ref.fsq_indices(z, levels))
     compiled_lfq = torch.compile(torch_ref.lfq_indices)
     compiled_rlt = torch.compile(lambda x, s: torch_ref.rlt_update(x, s, 6 / 255))
-    rows = [
-        (
+    return [
+        KernelCase(
             "fsq",
             z6.numel() * 4 + b * (h // 8) * (w // 8) * 2,
             lambda: cupy_impl.fsq_indices(z6, levels),
             lambda: torch_ref.fsq_indices(z6, levels),
             lambda: compiled_fsq(z6),
         ),
-        (
+        KernelCase(
             "lfq",
             z16.numel() * 4 + b * (h // 8) * (w // 8) * 2,
             lambda: cupy_impl.lfq_indices(z16),
             lambda: torch_ref.lfq_indices(z16),
             lambda: compiled_lfq(z16),
         ),
-        (
-            "rlt",
+        KernelCase(
+            "rlt",  # each run clones `start`, so that every run sees the same input
             2 * block.numel() * 4,
             lambda: cupy_impl.rlt_update(block, start.clone(), 6 / 255),
             lambda: torch_ref.rlt_update(block, start.clone(), 6 / 255),
             lambda: compiled_rlt(block, start.clone()),
+            lambda: start.clone(),
         ),
     ]
-    clone_ms = _time(lambda: start.clone())  # the rlt rows clone `start` so every run sees the same input
-    print(f"{torch.cuda.get_device_name()}: device copy {copy_gbs:.0f} GB/s; {args.size}, batch {b}")
+
+
+def measure(case: KernelCase, copy_gbs: float) -> dict:
+    """GB/s of one kernel's three versions, against the device copy."""
+    extra = cuda_ms(case.overhead) if case.overhead else 0.0
+    ms = [max(cuda_ms(f) - extra, 1e-6) for f in (case.cupy, case.eager, case.compiled)]
+    gbs = [case.nbytes / m / 1e6 for m in ms]
+    return {
+        "kernel": case.name,
+        "bytes": case.nbytes,
+        "cupy_gbs": gbs[0],
+        "share_of_copy": gbs[0] / copy_gbs,
+        "eager_gbs": gbs[1],
+        "compiled_gbs": gbs[2],
+        "cupy_vs_eager": ms[1] / ms[0],
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", choices=["256", "720p"], default="720p")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--out", type=Path, default=RESULTS / "kernels.json", help="JSON file for the figures")
+    args = p.parse_args()
+    if not torch.cuda.is_available():
+        print("benchmarks/kernels.py needs CUDA", file=sys.stderr)
+        sys.exit(1)
+    h, w = (256, 256) if args.size == "256" else (720, 1280)
+    copy_gbs = device_copy_gbs()
+    rows = [measure(case, copy_gbs) for case in kernel_cases(h, w, args.batch)]
+    device = torch.cuda.get_device_name()
+    print(f"{device}: device copy {copy_gbs:.0f} GB/s; {args.size}, batch {args.batch}")
     print("| kernel | bytes | cupy GB/s | % of copy | torch eager GB/s | torch.compile GB/s | cupy vs eager |")
     print("|---|---|---|---|---|---|---|")
-    for name, nbytes, cupy_fn, eager_fn, compiled_fn in rows:
-        extra = clone_ms if name == "rlt" else 0.0
-        ms = [max(_time(f) - extra, 1e-6) for f in (cupy_fn, eager_fn, compiled_fn)]
-        gbs = [nbytes / m / 1e6 for m in ms]
+    for r in rows:
         print(
-            f"| {name} | {nbytes / 1e6:.1f} MB | {gbs[0]:.0f} | {100 * gbs[0] / copy_gbs:.0f}% | {gbs[1]:.0f} | "
-            f"{gbs[2]:.0f} | {ms[1] / ms[0]:.1f}x |"
+            f"| {r['kernel']} | {r['bytes'] / 1e6:.1f} MB | {r['cupy_gbs']:.0f} | {100 * r['share_of_copy']:.0f}% | "
+            f"{r['eager_gbs']:.0f} | {r['compiled_gbs']:.0f} | {r['cupy_vs_eager']:.1f}x |"
         )
+    meta = {"device": device, "copy_gbs": copy_gbs, "size": args.size, "batch": args.batch}
+    save_results(args.out, {**meta, "kernels": rows})
 
 
 if __name__ == "__main__":

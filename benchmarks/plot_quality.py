@@ -1,17 +1,25 @@
-"""Draw PSNR against tokens per frame from `quality.py --json` files, one curve per model.
+"""Draw PSNR against tokens per frame from `quality.py` JSON files, one curve per model.
 
-python benchmarks/plot_quality.py a.json [b.json ...] -o curves.png [--title TEXT]
+    python benchmarks/plot_quality.py a.json [b.json ...] [--out benchmarks/results/quality.png] [--title TEXT]
+
+The README's figure: python benchmarks/plot_quality.py benchmarks/results/quality.json
+benchmarks/results/quality_first_design.json --title "PSNR against tokens per frame, 18 test clips,
+256x256, first 32 frames"
 """
 
 import argparse
 import json
 from pathlib import Path
 
+from common import RESULTS
+
+from vtok.files import atomic_path
+
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("files", nargs="+", type=Path)
-    p.add_argument("-o", "--out", type=Path, required=True)
+    p.add_argument("-o", "--out", type=Path, default=RESULTS / "quality.png")
     p.add_argument("--title", default="PSNR against tokens per frame (256x256 centre crops, mean over clips)")
     args = p.parse_args()
     import matplotlib
@@ -35,9 +43,8 @@ def main() -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = args.out.with_name(args.out.name + ".part.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(args.out)
+    with atomic_path(args.out) as tmp:
+        fig.savefig(tmp, dpi=110)
 
 
 if __name__ == "__main__":

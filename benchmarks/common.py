@@ -1,0 +1,91 @@
+"""What the benchmark scripts share: clip folders as arguments, clip loading and centre crops,
+timing, and results written as JSON to `benchmarks/results/`.
+
+Only vtok's public API is used here, so the scripts keep working while its internals move. PyAV
+and torch are imported only where a function needs them: kernels.py runs where there is no PyAV.
+"""
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from fractions import Fraction
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+
+from vtok.files import write_json
+
+RESULTS = Path(__file__).resolve().parent / "results"
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov"}
+
+
+def add_clip_arguments(parser: argparse.ArgumentParser, out_name: str) -> None:
+    """Add `clips` (folders or files, required), `--limit N` and `--out` (default results/`out_name`)."""
+    parser.add_argument("clips", nargs="+", type=Path, help="folders of clips, or clip files")
+    parser.add_argument("--limit", type=int, help="take only the first N clips (sorted by name)")
+    parser.add_argument("--out", type=Path, default=RESULTS / out_name, help="JSON file for the figures")
+
+
+def find_clips(paths: list[Path], limit: int | None = None) -> list[Path]:
+    """The video files among `paths` (a folder stands for its videos, sorted by name), the first `limit`."""
+    clips = []
+    for path in paths:
+        if path.is_dir():
+            clips += sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+        elif path.is_file():
+            clips.append(path)
+        else:
+            raise SystemExit(f"{path}: no such file or folder")
+    if not clips:
+        raise SystemExit(f"no clips in {', '.join(map(str, paths))}")
+    return clips[:limit] if limit else clips
+
+
+def centre_crop(frames: np.ndarray, size: int = 256) -> np.ndarray:
+    """uint8 (T, H, W, 3) -> uint8 (T, size, size, 3); the short side is first scaled up to `size` if smaller."""
+    t, h, w, _ = frames.shape
+    if min(h, w) < size:
+        import torch
+        import torch.nn.functional as F
+
+        x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
+        s = size / min(h, w)
+        x = F.interpolate(x, size=(max(size, round(h * s)), max(size, round(w * s))), mode="bilinear")
+        frames = x.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+        h, w = frames.shape[1:3]
+    y0, x0 = (h - size) // 2, (w - size) // 2
+    return np.ascontiguousarray(frames[:, y0 : y0 + size, x0 : x0 + size])
+
+
+def load_clip(path: Path, frames: int, size: int = 256, multiple: int = 1) -> np.ndarray:
+    """The first `frames` frames of `path`, cut to a multiple of `multiple` frames, centre-cropped to size x size."""
+    from vtok.media.video import read_frames
+
+    video = np.stack(list(islice(read_frames(path), frames)))
+    return centre_crop(video[: len(video) // multiple * multiple], size)
+
+
+def write_lossless(path: Path, frames: np.ndarray, rate: Fraction = Fraction(30)) -> Path:
+    """Write uint8 (T, H, W, 3) frames to `path` losslessly, so an encode of it sees exactly these pixels."""
+    from vtok.media.video import VideoWriter
+
+    with VideoWriter(path, width=frames.shape[2], height=frames.shape[1], rate=rate, lossless=True) as out:
+        for frame in frames:
+            out.write(frame)
+    return path
+
+
+def timed(fn: Callable, *args, **kwargs) -> tuple[float, object]:
+    """(seconds, result) of fn(*args, **kwargs), by the wall clock."""
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return time.perf_counter() - start, result
+
+
+def save_results(path: Path, data: object) -> None:
+    """Write `data` as JSON to `path` atomically (its folder made if missing) and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, data)
+    print(f"wrote {path}", file=sys.stderr)

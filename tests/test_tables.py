@@ -1,0 +1,29 @@
+"""README.md's result tables are the ones benchmarks/tables.py makes from the committed JSON."""
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+
+def load_tables():
+    spec = importlib.util.spec_from_file_location("tables", ROOT / "benchmarks" / "tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_tables_match_the_committed_results():
+    assert load_tables().main(["--check"]) == 0
+
+
+def test_check_catches_a_stale_table_and_a_rewrite_fixes_it(tmp_path):
+    tables = load_tables()
+    readme = (ROOT / "README.md").read_text()
+    assert readme.count("| vtok-fsq | 19.03 |") == 1
+    stale = tmp_path / "README.md"
+    stale.write_text(readme.replace("| vtok-fsq | 19.03 |", "| vtok-fsq | 19.99 |"))
+    assert tables.stale_tables(stale.read_text(), ROOT / "benchmarks" / "results") == ["quality"]
+    assert tables.main(["--check", "--readme", str(stale)]) == 1
+    assert tables.main(["--readme", str(stale)]) == 0
+    assert stale.read_text() == readme
