@@ -185,3 +185,17 @@ def test_run_training_on_saved_fixed_windows(clip, tmp_path):
     assert load_windows(saved).shape == (6, 4, 128, 128, 3)
     entry = run_training([saved], TrainConfig(**common, out_dir=tmp_path / "b"), log=print)
     assert (tmp_path / "b" / entry["file"]).exists() and entry["training"]["data"] == [str(saved)]
+
+
+def test_the_train_command_writes_a_model_and_refuses_a_bad_crop_naming_its_flag(clip, tmp_path):
+    from typer.testing import CliRunner
+
+    from vtok.cli import app
+
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    common = ["train", str(clip), "--model", "vtok-fsq-s8", "-o", str(out), "--cache", str(cache), "--device", "cpu"]
+    bad = CliRunner().invoke(app, [*common, "--crop", "48"])
+    assert bad.exit_code == 2 and "(see --crop)" in bad.stderr and not out.exists()
+    r = CliRunner().invoke(app, [*common, "--steps", "2", "--batch", "2", "--crop", "32"])
+    assert r.exit_code == 0, r.output
+    assert (out / "vtok-fsq-s8.safetensors").is_file() and "vtok-fsq-s8" in (out / "manifest.json").read_text()

@@ -228,21 +228,9 @@ def train(
     from vtok.train import TrainConfig, run_training
 
     with _errors():
-        config = TrainConfig(
-            model=model,
-            out_dir=output,
-            steps=steps,
-            minutes=minutes,
-            batch=batch,
-            crop=crop,
-            lr=lr,
-            masks_after=masks_after,
-            device=device,
-            windows=windows,
-            save_windows=save_windows,
-            cache=cache,
-            resume=resume,
-        )
+        schedule = dict(steps=steps, minutes=minutes, batch=batch, crop=crop, lr=lr, masks_after=masks_after)
+        data = dict(windows=windows, save_windows=save_windows, cache=cache, resume=resume)
+        config = TrainConfig(model=model, out_dir=output, device=device, **schedule, **data)
         entry = run_training(sources, config, log=_log)
     print(f"{model}: {entry['file']} sha256 {entry['sha256']} {entry['metrics']}")
 
