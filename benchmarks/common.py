@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from vtok.files import write_json
+from vtok.media.frames import centre_crop
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov"}
@@ -41,22 +42,6 @@ def find_clips(paths: list[Path], limit: int | None = None) -> list[Path]:
     if not clips:
         raise SystemExit(f"no clips in {', '.join(map(str, paths))}")
     return clips[:limit] if limit else clips
-
-
-def centre_crop(frames: np.ndarray, size: int = 256) -> np.ndarray:
-    """uint8 (T, H, W, 3) -> uint8 (T, size, size, 3); the short side is first scaled up to `size` if smaller."""
-    t, h, w, _ = frames.shape
-    if min(h, w) < size:
-        import torch
-        import torch.nn.functional as F
-
-        x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
-        s = size / min(h, w)
-        x = F.interpolate(x, size=(max(size, round(h * s)), max(size, round(w * s))), mode="bilinear")
-        frames = x.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
-        h, w = frames.shape[1:3]
-    y0, x0 = (h - size) // 2, (w - size) // 2
-    return np.ascontiguousarray(frames[:, y0 : y0 + size, x0 : x0 + size])
 
 
 def load_clip(path: Path, frames: int, size: int = 256, multiple: int = 1) -> np.ndarray:

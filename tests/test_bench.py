@@ -1,4 +1,5 @@
 import json
+from dataclasses import asdict
 from fractions import Fraction
 
 import av
@@ -132,7 +133,7 @@ def test_bench_on_a_tiny_clip_writes_results_and_resumes(clip, tmp_path):
     pngs = ("psnr_vs_bpp.png", "psnr_vs_bpp_per_clip.png", "psnr_vs_tokens.png", "psnr_vs_tokens_per_clip.png")
     for name in ("results.csv", *pngs):
         assert (out / name).stat().st_size > 0
-    assert read_results(out) == runs
+    assert [asdict(r) for r in read_results(out)] == runs
     csv_rows = (out / "results.csv").read_text().splitlines()
     assert csv_rows[0] == ",".join(runs[0]) and len(csv_rows) == 1 + len(runs)
     assert not list(out.glob(".*part*"))  # atomic writes leave no temporary files behind

@@ -3,8 +3,7 @@
 from vtok.bench.analysis import bd_rate, bd_rates, elastic_gain
 from vtok.bench.classical import CLASSICAL, Classical
 from vtok.bench.report import summary
-from vtok.bench.runner import Run, centre_crop, find_clips, run_bench
-from vtok.metrics import psnr  # benchmarks/ scripts took it from the bench code, where a copy used to live
+from vtok.bench.runner import Run, find_clips, run_bench
 
 __all__ = [
     "run_bench",
@@ -16,6 +15,4 @@ __all__ = [
     "CLASSICAL",
     "Classical",
     "find_clips",
-    "centre_crop",
-    "psnr",
 ]

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vtok.bench.report import Run
 from vtok.extras import require
-
-if TYPE_CHECKING:  # runner imports this module; a runtime import would be circular
-    from vtok.bench.runner import Run
 
 __all__ = ["plot"]
 

@@ -1,24 +1,53 @@
 """The results of `vtok bench`: DIR/results.json and results.csv, written atomically and read back,
 and the summary table (one row per codec and setting)."""
 
-from __future__ import annotations
-
 import csv
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from statistics import fmean, median
-from typing import TYPE_CHECKING
 
 from vtok.files import atomic_path, write_text
 
-if TYPE_CHECKING:  # runner imports this module; a runtime import would be circular
-    from vtok.bench.runner import Run
-
-__all__ = ["write_results", "read_results", "summary"]
+__all__ = ["Run", "write_results", "read_results", "summary"]
 
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
+
+
+@dataclass
+class Run:
+    """One measurement: one clip through one codec at one setting. Its fields are the columns of
+    results.json and results.csv."""
+
+    clip: str
+    codec: str  # a vtok model name or a classical codec name
+    setting: str  # "T=0.003" (elastic), "full", "fixed=25%" (a fixed share of the full budget), or "crf=28"
+    bits_per_pixel: float
+    psnr_db: float
+    ssim: float
+    tokens_per_frame: float | None
+    encode_fps: float
+    decode_fps: float
+
+    @property
+    def key(self) -> str:
+        return f"{self.clip}|{self.codec}|{self.setting}"
+
+    @property
+    def is_elastic(self) -> bool:
+        """vtok at an elastic threshold ("T=...")."""
+        return self.setting.startswith("T=")
+
+    @property
+    def is_fixed_share(self) -> bool:
+        """vtok trimmed to a fixed share of the full budget ("fixed=...")."""
+        return self.setting.startswith("fixed=")
+
+    @property
+    def is_full_budget(self) -> bool:
+        """vtok at the full budget in every block."""
+        return self.setting == "full"
 
 
 def write_results(runs: list[Run], out_dir: Path) -> None:
@@ -32,10 +61,10 @@ def write_results(runs: list[Run], out_dir: Path) -> None:
         writer.writerows(rows)
 
 
-def read_results(out_dir: Path) -> list[dict]:
-    """The runs in out_dir/results.json as dicts of Run fields; [] when there is no such file yet."""
+def read_results(out_dir: Path) -> list[Run]:
+    """The runs in out_dir/results.json; [] when there is no such file yet."""
     path = out_dir / RESULTS_JSON
-    return json.loads(path.read_text())["runs"] if path.exists() else []
+    return [Run(**row) for row in json.loads(path.read_text())["runs"]] if path.exists() else []
 
 
 def summary(runs: list[Run]) -> list[dict]:

@@ -23,71 +23,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from vtok.bench.classical import CLASSICAL, Classical
 from vtok.bench.plots import plot
-from vtok.bench.report import read_results, write_results
+from vtok.bench.report import Run, read_results, write_results
 from vtok.codec import decode_file, encode_file, inspect_file, trim_file
 from vtok.errors import MediaError, UsageError
 from vtok.extras import require
 from vtok.format import VtokReader
 from vtok.media.find import find_media
+from vtok.media.frames import centre_crop
 from vtok.media.video import VideoWriter, probe, read_frames
 from vtok.metrics import psnr, ssim
 from vtok.model.registry import LoadedModel, list_models, load
 
-__all__ = ["run_bench", "Run", "FIXED_SHARES", "find_clips", "load_clip", "centre_crop"]
+__all__ = ["run_bench", "Run", "FIXED_SHARES", "find_clips", "load_clip"]
 
 FIXED_SHARES = (0.25, 0.5, 0.75)  # fixed budgets, as shares of the full budget
-
-
-@dataclass
-class Run:
-    """One measurement: one clip through one codec at one setting. Its fields are the columns of
-    results.json and results.csv."""
-
-    clip: str
-    codec: str  # a vtok model name or a classical codec name
-    setting: str  # "T=0.003" (elastic), "full", "fixed=25%" (a fixed share of the full budget), or "crf=28"
-    bits_per_pixel: float
-    psnr_db: float
-    ssim: float
-    tokens_per_frame: float | None
-    encode_fps: float
-    decode_fps: float
-
-    @property
-    def key(self) -> str:
-        return f"{self.clip}|{self.codec}|{self.setting}"
-
-    @property
-    def is_elastic(self) -> bool:
-        """vtok at an elastic threshold ("T=...")."""
-        return self.setting.startswith("T=")
-
-    @property
-    def is_fixed_share(self) -> bool:
-        """vtok trimmed to a fixed share of the full budget ("fixed=...")."""
-        return self.setting.startswith("fixed=")
-
-    @property
-    def is_full_budget(self) -> bool:
-        """vtok at the full budget in every block."""
-        return self.setting == "full"
-
-
-def centre_crop(frames: np.ndarray, size: int = 256) -> np.ndarray:
-    """uint8 (T, H, W, 3) -> uint8 (T, size, size, 3); the short side is first scaled up to `size` if smaller."""
-    t, h, w, _ = frames.shape
-    if min(h, w) < size:
-        x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
-        s = size / min(h, w)
-        x = F.interpolate(x, size=(max(size, round(h * s)), max(size, round(w * s))), mode="bilinear")
-        frames = x.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
-        h, w = frames.shape[1:3]
-    y0, x0 = (h - size) // 2, (w - size) // 2
-    return np.ascontiguousarray(frames[:, y0 : y0 + size, x0 : x0 + size])
 
 
 def load_clip(path: Path, frames: int, size: int | None) -> tuple[np.ndarray, Fraction]:
@@ -258,7 +210,7 @@ def run_bench(
     loaded = {name: load(name, device) for name in models}
     total = len(clips) * (len(models) + len(codecs))
     out_dir.mkdir(parents=True, exist_ok=True)
-    runs = [Run(**row) for row in read_results(out_dir)]
+    runs = read_results(out_dir)
     done = {r.key for r in runs}
     torch.manual_seed(0)
     for path in clips:

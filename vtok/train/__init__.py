@@ -5,10 +5,10 @@ windows), windows (fixed windows), masks (keep masks), checkpoint (checkpoints a
 loop (train_model, evaluate), run (run_training).
 """
 
-from vtok.train.checkpoint import export
+from vtok.train.checkpoint import TrainResult, export
 from vtok.train.config import TrainConfig
 from vtok.train.data import WindowSampler
-from vtok.train.loop import TrainResult, evaluate, train_model
+from vtok.train.loop import evaluate, train_model
 from vtok.train.masks import MaskSampler
 from vtok.train.run import run_training
 

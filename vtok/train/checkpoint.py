@@ -14,7 +14,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import save_file
@@ -23,11 +22,9 @@ from vtok.errors import VtokError
 from vtok.files import atomic_path, write_json
 from vtok.model.tokenizer import ModelConfig, Tokenizer
 
-if TYPE_CHECKING:  # only for the annotation: the loop imports this module, not the other way
-    from vtok.train.loop import TrainResult
-
 __all__ = [
     "Progress",
+    "TrainResult",
     "adapt",
     "float_state",
     "optimizer_state",
@@ -46,6 +43,14 @@ class Progress:
     step: int = 0
     seconds: float = 0.0
     resumed: bool = False
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    seconds: float
+    metrics: dict  # held-out figures: PSNR at full and partial budgets, codebook perplexity
+    state: dict  # float32 state dict of the trained model
 
 
 def float_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -9,7 +9,6 @@ model learns to live with a poorer context as well as a good one.
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,24 +20,16 @@ from vtok.format.layout import prefix_keep
 from vtok.metrics import MODEL_PEAK, psnr_from_mse
 from vtok.model.pixels import to_model
 from vtok.model.tokenizer import ModelConfig, Tokenizer
-from vtok.train.checkpoint import float_state, restore, save_checkpoint
+from vtok.train.checkpoint import TrainResult, float_state, restore, save_checkpoint
 from vtok.train.config import TrainConfig
 from vtok.train.masks import MaskSampler
 
-__all__ = ["TrainResult", "blocks_forward", "train_model", "evaluate"]
+__all__ = ["blocks_forward", "train_model", "evaluate"]
 
 LOG_EVERY = 30  # seconds between progress lines
 CHECKPOINT_EVERY = 60  # seconds between checkpoints
 WARMUP_STEPS = 200  # fresh Adam moments: the learning rate ramps up over these
 VAL_WINDOWS = 32  # held-out windows drawn from the sampler when none are given
-
-
-@dataclass
-class TrainResult:
-    steps: int
-    seconds: float
-    metrics: dict  # held-out figures: PSNR at full and partial budgets, codebook perplexity
-    state: dict  # float32 state dict of the trained model
 
 
 def blocks_forward(
