@@ -287,3 +287,23 @@ def test_models_lists_the_default(tmp_path):
     r = run("models", "--json")
     assert r.exit_code == 0
     assert "vtok-fsq" in [m["name"] for m in json.loads(r.stdout)]
+
+
+def test_inspect_verify_checks_without_decoding(tmp_path):
+    from test_container import write_small
+
+    good = tmp_path / "a.vtok"
+    write_small(good)
+    r = run("inspect", good, "--verify")
+    assert r.exit_code == 0 and r.stdout == "OK: 4 chunks, checksums and index agree\n", r.output
+    assert json.loads(run("inspect", good, "--verify", "--json").stdout)["chunks"] == 4
+    data = bytearray(good.read_bytes())
+    index_at = int.from_bytes(data[-16:-8], "little")
+    last = int.from_bytes(data[index_at + 36 : index_at + 44], "little")  # index entry 1: the second block chunk
+    data[last + 20] ^= 1  # inside its payload, which opening does not read
+    bad = tmp_path / "bad.vtok"
+    bad.write_bytes(bytes(data))
+    r = run("inspect", bad, "--verify")
+    one_line_error(r)
+    assert "checksum mismatch in BLKS chunk at" in r.stderr and "index entry 1, first block 2" in r.stderr
+    one_line_error(run("inspect", good, "--verify", "--plot", tmp_path / "x.png"), code=2)

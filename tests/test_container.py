@@ -8,6 +8,7 @@ from conftest import DATA, GENERATE
 
 from vtok import ContainerError
 from vtok.format import FLAG_MISSED_THRESHOLD, MAGIC, Header, VtokReader, VtokWriter
+from vtok.format.chunks import INDEX_ENTRY as _INDEX_ENTRY
 from vtok.format.layout import tile_keep
 
 GOLDEN = DATA / "golden_v2.vtok"  # the first layout: version-2 bytes
@@ -297,3 +298,94 @@ def test_a_with_block_finishes_the_file_and_an_exception_leaves_none(tmp_path):
         w.write_block(grid, frames=4)
         raise RuntimeError("interrupted")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.vtok"]
+
+
+def test_verify_passes_good_files_of_both_layouts(tmp_path):
+    path = tmp_path / "a.vtok"
+    write_small(path)
+    with VtokReader(path) as r:
+        assert r.verify() == 4  # two block chunks, the audio and the index
+    for seed in sorted((Path(__file__).parent.parent / "fuzz" / "corpus").glob("*.vtok")):
+        with VtokReader(seed) as r:
+            assert r.verify() == r.chunks + (r.audio() is not None) + 1 + (b"XTRA" in seed.read_bytes()), seed
+
+
+def _index(data: bytes) -> tuple[int, np.ndarray]:
+    index_at = struct.unpack("<Q", data[-16:-8])[0]
+    return index_at, np.frombuffer(data, _INDEX_ENTRY, count=struct.unpack_from("<I", data, index_at + 16)[0],
+                                   offset=index_at + 20).copy()  # fmt: skip
+
+
+def test_verify_names_the_block_chunk_whose_checksum_fails(tmp_path):
+    path = tmp_path / "a.vtok"
+    write_small(path)
+    data = bytearray(path.read_bytes())
+    _, index = _index(bytes(data))
+    at = int(index[1]["offset"])
+    data[at + 16 + 5] ^= 0x10  # inside the payload of the second block chunk
+    path.write_bytes(bytes(data))
+    with VtokReader(path) as r:  # opening reads the index, not the blocks
+        with pytest.raises(
+            ContainerError, match=rf"checksum mismatch in BLKS chunk at {at} \(index entry 1, first block 2\)"
+        ):
+            r.verify()
+
+
+def test_verify_catches_an_index_entry_that_points_elsewhere(tmp_path):
+    import zlib
+
+    path = tmp_path / "a.vtok"
+    write_small(path)
+    data = path.read_bytes()
+    index_at, index = _index(data)
+    real = int(index[0]["offset"])
+    index[0]["offset"] = real + 16  # inside the chunk area, so opening accepts it (the last entry locates the audio)
+    payload = struct.pack("<I", len(index)) + index.tobytes()
+    chunk = struct.pack("<4sIQ", b"INDX", zlib.crc32(payload, zlib.crc32(b"INDX")), len(payload)) + payload
+    path.write_bytes(data[:index_at] + chunk + data[index_at + len(chunk) :])
+    with VtokReader(path) as r:
+        with pytest.raises(
+            ContainerError, match=rf"BLKS chunk at {real} is not where index entry 0 points \({real + 16}\)"
+        ):
+            r.verify()
+
+
+def test_verify_checks_the_audio_that_opening_only_locates(tmp_path):
+    path = tmp_path / "a.vtok"
+    write_small(path)
+    data = bytearray(path.read_bytes())
+    index_at, _ = _index(bytes(data))
+    data[index_at - 3] ^= 1  # the audio chunk's last byte
+    path.write_bytes(bytes(data))
+    with VtokReader(path) as r, pytest.raises(ContainerError, match="checksum mismatch in AUDI chunk"):
+        r.verify()
+
+
+def test_verify_decompresses_nothing(tmp_path, monkeypatch):
+    import zstandard
+
+    def refuse(*_, **__):
+        raise AssertionError("verify must not decompress")
+
+    path = tmp_path / "a.vtok"
+    write_small(path)
+    monkeypatch.setattr(zstandard, "ZstdDecompressor", refuse)
+    with VtokReader(path) as r:
+        assert r.verify() == 4
+        with pytest.raises(AssertionError, match="must not decompress"):  # the patch does bite
+            list(r.blocks())
+
+
+def test_a_reader_reads_from_a_file_object_and_leaves_it_open(tmp_path):
+    import io
+
+    path = tmp_path / "a.vtok"
+    write_small(path)
+    stream = io.BytesIO(path.read_bytes())
+    with VtokReader(stream) as r:
+        assert r.header == small_header() and len(list(r.states())) == 3 and r.verify() == 4
+    assert not stream.closed
+    with pytest.raises(ContainerError, match="^stream: "):
+        VtokReader(io.BytesIO(b"\x00" * 40))
+    with open(path, "rb") as f, VtokReader(f) as r:
+        assert r.audio() == b"not really matroska"

@@ -105,12 +105,28 @@ def inspect(
     src: Annotated[Path, typer.Argument(help="A .vtok file.", dir_okay=False)],
     as_json: Json = False,
     plot: Annotated[Path | None, typer.Option(help="Also write a PNG chart of tokens per frame here.")] = None,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify", help="Only check every chunk's checksum and that the seek index agrees, decoding nothing."
+        ),
+    ] = False,
     force: Force = False,
 ) -> None:
     """Show what a .vtok file holds: header, tokens per frame, savings, bits per pixel, checksums."""
-    from vtok.codec import inspect_file
+    from vtok.codec import inspect_file, verify_file
 
     with _errors():
+        if verify and plot is not None:
+            raise UsageError("--verify only checks the file and draws no chart", option="plot")
+        if verify:
+            chunks = verify_file(src)
+            print(
+                json.dumps({"path": str(src), "chunks": chunks, "verified": True})
+                if as_json
+                else f"OK: {chunks} chunks, checksums and index agree"
+            )
+            return
         s = inspect_file(path=src, plot=plot, force=force)
     print(json.dumps(s, indent=2) if as_json else aligned(inspect_rows(s)))
 

@@ -2,7 +2,16 @@
 
 from vtok.codec.decode import DecodeResult, decode_file
 from vtok.codec.encode import EncodeResult, encode_file
-from vtok.codec.inspect import inspect_file
+from vtok.codec.inspect import inspect_file, verify_file
 from vtok.codec.trim import TrimResult, trim_file
 
-__all__ = ["encode_file", "decode_file", "trim_file", "inspect_file", "EncodeResult", "DecodeResult", "TrimResult"]
+__all__ = [
+    "encode_file",
+    "decode_file",
+    "trim_file",
+    "inspect_file",
+    "verify_file",
+    "EncodeResult",
+    "DecodeResult",
+    "TrimResult",
+]

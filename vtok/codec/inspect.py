@@ -8,7 +8,7 @@ from vtok.extras import require
 from vtok.files import atomic_path, check_output
 from vtok.format import VtokReader
 
-__all__ = ["inspect_file", "plot_tokens"]
+__all__ = ["inspect_file", "verify_file", "plot_tokens"]
 
 
 def inspect_file(*, path: Path, plot: Path | None = None, force: bool = False) -> dict:
@@ -68,6 +68,17 @@ def inspect_file(*, path: Path, plot: Path | None = None, force: bool = False) -
     if plot is not None:
         plot_tokens(stats, Path(plot))
     return stats
+
+
+def verify_file(path: Path) -> int:
+    """Check every chunk's checksum in the `.vtok` file at `path`, and that its seek index agrees with
+    its block chunks, decompressing no block; returns the number of chunks.
+
+    Raises ContainerError naming the first chunk that fails (its type and offset; for a block
+    chunk, its index entry and first block).
+    """
+    with VtokReader(Path(path)) as reader:
+        return reader.verify()
 
 
 def _tally(reader: VtokReader) -> tuple[list[int], list[int], list[int], list[int], np.ndarray]:

@@ -1,209 +1,86 @@
-"""Read and write `.vtok` files, versions 2 and 3 (docs/FORMAT.md): the bytes on disk.
+"""Read `.vtok` files, versions 2 and 3 (docs/FORMAT.md): the bytes on disk.
 
 A file is a preamble, the header (vtok.format.header), chunks of blocks (vtok.format.blocks), an
-optional audio chunk, a seek index and a trailer. Needs numpy and zstandard only.
+optional audio chunk, a seek index and a trailer. The writer is vtok.format.writer. Needs numpy
+and zstandard only.
 """
 
+import io
 import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import zstandard
 
-from vtok.errors import ContainerError, OutputError
-from vtok.files import atomic_path
-from vtok.format.blocks import Block, BlockState, ordered_positions, stored_positions
+from vtok.errors import ContainerError
+from vtok.format.blocks import Block, BlockState
+from vtok.format.chunks import (
+    BLKS_HEAD,
+    CHUNK_HEAD,
+    END_MAGIC,
+    INDEX_ENTRY,
+    MAGIC,
+    MAX_CHUNK,
+    MAX_HEADER,
+    PREAMBLE,
+    RECORD,
+    TRAILER,
+    VERSION,
+    chunk_crc,
+)
 from vtok.format.header import MAX_BLOCKS_PER_CHUNK, Header
+from vtok.format.writer import VtokWriter
 
 __all__ = ["VtokReader", "VtokWriter", "MAGIC", "VERSION"]
 
-MAGIC = b"\x89VTOK\r\n\x1a"
-END_MAGIC = b"VTOKEND\x00"
-VERSION = 3  # the newest this module writes; it reads 2 and 3
 
-MAX_HEADER = 1 << 20
-MAX_CHUNK = 256 << 20
-
-_PREAMBLE = struct.Struct("<8sHHI")
-_CHUNK_HEAD = struct.Struct("<4sIQ")
-_TRAILER = struct.Struct("<Q8s")
-_BLKS_HEAD = struct.Struct("<II")
-_RECORD = np.dtype([("n_codes", "<u4"), ("frames", "u1"), ("flags", "u1"), ("reserved", "<u2")])
-_INDEX_ENTRY = np.dtype([("offset", "<u8"), ("first_block", "<u4"), ("n_blocks", "<u4")])
-
-
-def _chunk_crc(kind: bytes, payload: bytes) -> int:
-    """CRC-32 over the type and the payload, so a damaged type is caught too."""
-    return zlib.crc32(payload, zlib.crc32(kind))
-
-
-def _chunk(kind: bytes, payload: bytes) -> bytes:
-    return _CHUNK_HEAD.pack(kind, _chunk_crc(kind, payload), len(payload)) + payload
-
-
-class VtokWriter:
-    """Write a `.vtok` file atomically: blocks go to a spool, and `close` assembles the final file
-    (the header needs the frame count, known only at the end) under a temporary name, then renames it.
-
-    Use as a context manager; an exception leaves no file under the final name.
-    """
-
-    def __init__(self, path: Path, header: Header, *, blocks_per_chunk: int = 16, level: int = 3):
-        header.check()
-        self.path = Path(path)
-        self.header = header
-        k = header.keyframe_interval
-        self._per_chunk = blocks_per_chunk if k == 0 else k * max(1, blocks_per_chunk // k)  # chunks start at keyframes
-        self._zstd = zstandard.ZstdCompressor(level=level, write_checksum=False, write_content_size=True)
-        try:
-            self._spool = tempfile.TemporaryFile(dir=self.path.parent, prefix=".vtok-spool-")
-        except OSError as e:
-            raise OutputError(f"{self.path}: cannot write here ({e.strerror})") from None
-        self._pending: list[Block] = []
-        self._index: list[tuple[int, int, int]] = []
-        self._audio: bytes | None = None
-        self._next_block = 0
-
-    def write_block(
-        self,
-        indices: np.ndarray,
-        *,
-        frames: int,
-        run_mask: np.ndarray | None = None,
-        tile_levels: np.ndarray | None = None,
-        flags: int = 0,
-    ) -> int:
-        """Append one block; returns the number of codes it stores.
-
-        indices: int (rows, cols), the block's full code grid; only the stored positions are kept.
-        run_mask: bool (rows, cols), positions that continue a run (default none).
-        tile_levels: int (tile rows, tile cols) in 0..levels-1 (default levels-1: the full budget).
-        """
-        h = self.header
-        rows, cols = h.grid
-        mask = np.zeros((rows, cols), bool) if run_mask is None else np.asarray(run_mask, bool)
-        levels = np.full(h.tiles, h.levels - 1, np.int8) if tile_levels is None else np.asarray(tile_levels, np.int8)
-        indices = np.asarray(indices)
-        if indices.shape != (rows, cols) or mask.shape != (rows, cols) or levels.shape != self.header.tiles:
-            raise ValueError(f"block {self._next_block}: grids must be {rows}x{cols} and tiles {self.header.tiles}")
-        if levels.min() < 0 or levels.max() > h.levels - 1:
-            raise ValueError(f"block {self._next_block}: tile levels outside 0..{h.levels - 1}")
-        if h.is_keyframe(self._next_block) and mask.any():
-            raise ValueError(f"block {self._next_block} is a keyframe and cannot continue runs")
-        codes = indices.reshape(-1)[ordered_positions(stored_positions(mask, levels, h.levels), h.levels)]
-        if codes.size and (codes.min() < 0 or codes.max() >= self.header.codebook_size):
-            raise ValueError(f"block {self._next_block}: codes outside [0, {self.header.codebook_size})")
-        block = Block(self._next_block, frames, flags, mask, levels, codes.astype(h.code_dtype), h.levels)
-        self._pending.append(block)
-        self._next_block += 1
-        if len(self._pending) >= self._per_chunk:
-            self._flush()
-        return int(codes.size)
-
-    def add_audio(self, blob: bytes) -> None:
-        self._audio = blob
-
-    def _flush(self) -> None:
-        if not self._pending:
-            return
-        blocks, self._pending = self._pending, []
-        records = np.zeros(len(blocks), _RECORD)
-        records["n_codes"] = [b.codes.size for b in blocks]
-        records["frames"] = [b.frames for b in blocks]
-        records["flags"] = [b.flags for b in blocks]
-        parts = [_BLKS_HEAD.pack(blocks[0].index, len(blocks)), records.tobytes()]
-        parts += [np.packbits(b.run_mask.reshape(-1)).tobytes() for b in blocks]
-        parts += [b.tile_levels.astype(np.int8).tobytes() for b in blocks]
-        parts += [b.codes.tobytes() for b in blocks]
-        self._index.append((self._spool.tell(), blocks[0].index, len(blocks)))
-        self._write(self._spool, _chunk(b"BLKS", self._zstd.compress(b"".join(parts))))
-
-    def _write(self, f, data: bytes) -> None:
-        try:
-            f.write(data)
-        except OSError as e:
-            raise OutputError(f"{self.path}: cannot write ({e.strerror})") from None
-
-    def close(self, *, frames: int | None = None) -> None:
-        """Finish the file. `frames` sets the header's exact frame count when it was not known upfront.
-
-        Closing twice does nothing the second time.
-        """
-        if self._spool.closed:
-            return
-        try:
-            self._flush()
-            header = self.header if frames is None else replace(self.header, frames=frames)
-            if header.blocks != self._next_block:
-                raise ValueError(
-                    f"{self._next_block} blocks written for {header.frames} frames ({header.blocks} blocks)"
-                )
-            with atomic_path(self.path) as tmp, open(tmp, "wb") as out:
-                self._assemble(out, header)
-        finally:
-            self._spool.close()
-
-    def _assemble(self, out, header: Header) -> None:
-        head = header.to_bytes()
-        start = _PREAMBLE.size + len(head) + 4
-        self._write(
-            out, _PREAMBLE.pack(MAGIC, header.version, 0, len(head)) + head + struct.pack("<I", zlib.crc32(head))
-        )
-        self._spool.seek(0)
-        while data := self._spool.read(1 << 20):
-            self._write(out, data)
-        if self._audio is not None:
-            self._write(out, _chunk(b"AUDI", self._audio))
-        index_at = out.tell()
-        entries = np.array([(start + o, b, n) for o, b, n in self._index], _INDEX_ENTRY)
-        self._write(out, _chunk(b"INDX", struct.pack("<I", len(entries)) + entries.tobytes()))
-        self._write(out, _TRAILER.pack(index_at, END_MAGIC))
-
-    def abort(self) -> None:
-        """Drop everything written so far: no file appears."""
-        self._spool.close()
-
-    def __enter__(self) -> "VtokWriter":
-        return self
-
-    def __exit__(self, exc_type, *_) -> None:
-        """A normal exit finishes the file (as `close` would); an exception leaves none."""
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+def _kind_name(kind: bytes) -> str:
+    """A chunk type for an error message: its letters, or its escaped bytes when a damaged file
+    holds others (which a terminal might otherwise act on)."""
+    return kind.decode() if kind.isalnum() else repr(kind)
 
 
 class VtokReader:
     """Read a `.vtok` file lazily: the header and index up front, block chunks on demand.
 
-    Every chunk's CRC is checked when it is read. Use as a context manager.
+    source: a path, or a binary file object that can seek (an open file, io.BytesIO); the reader
+    closes only files it opened. Every chunk's CRC is checked when it is read; `verify` checks them
+    all without decompressing. Use as a context manager.
     """
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
+    def __init__(self, source: "str | os.PathLike | BinaryIO"):
+        if hasattr(source, "read"):
+            self.path = None
+            self._name = Path(str(getattr(source, "name", "") or "stream")).name
+            self._f, self._owned = source, False
+        else:
+            self.path = Path(source)
+            self._name = self.path.name
+            self._f, self._owned = self._open(self.path), True
+        self._dctx = None  # made on the first decompression: opening and verify never need it
         try:
-            self._f = open(self.path, "rb")
-        except FileNotFoundError:
-            raise ContainerError(f"{self.path}: no such file") from None
-        except OSError as e:
-            raise ContainerError(f"{self.path}: cannot read ({e.strerror})") from None
-        try:
-            self._size = os.fstat(self._f.fileno()).st_size
+            self._size = self._f.seek(0, io.SEEK_END)
             self.header = self._read_header()
             self._index, self._audio_at = self._read_index()
         except BaseException:
-            self._f.close()
+            self.close()
             raise
-        self._dctx = zstandard.ZstdDecompressor()
+
+    @staticmethod
+    def _open(path: Path) -> BinaryIO:
+        try:
+            return open(path, "rb")
+        except FileNotFoundError:
+            raise ContainerError(f"{path}: no such file") from None
+        except OSError as e:
+            raise ContainerError(f"{path}: cannot read ({e.strerror})") from None
 
     def _fail(self, what: str) -> ContainerError:
-        return ContainerError(f"{self.path.name}: {what}")
+        return ContainerError(f"{self._name}: {what}")
 
     def _read_exact(self, offset: int, n: int, what: str) -> bytes:
         if offset + n > self._size:
@@ -215,9 +92,9 @@ class VtokReader:
         return data
 
     def _read_header(self) -> Header:
-        if self._size < _PREAMBLE.size:
+        if self._size < PREAMBLE.size:
             raise self._fail("not a .vtok file (too short)")
-        magic, version, reserved, n = _PREAMBLE.unpack(self._read_exact(0, _PREAMBLE.size, "preamble"))
+        magic, version, reserved, n = PREAMBLE.unpack(self._read_exact(0, PREAMBLE.size, "preamble"))
         if magic != MAGIC:
             raise self._fail("not a .vtok file (bad magic bytes)")
         if reserved != 0:
@@ -226,39 +103,42 @@ class VtokReader:
             raise self._fail(f"format version {version} is not supported (this reader knows 2 and {VERSION})")
         if n > MAX_HEADER:
             raise self._fail(f"header length {n} exceeds the {MAX_HEADER}-byte limit")
-        raw = self._read_exact(_PREAMBLE.size, n + 4, "header")
+        raw = self._read_exact(PREAMBLE.size, n + 4, "header")
         if zlib.crc32(raw[:n]) != struct.unpack("<I", raw[n:])[0]:
             raise self._fail("header checksum mismatch (corrupted)")
         header = Header.from_bytes(raw[:n])
         if header.version != version:
             raise self._fail(f"a version-{version} file holds a header of version {header.version}")
-        self._chunks_at = _PREAMBLE.size + n + 4
+        self._chunks_at = PREAMBLE.size + n + 4
         return header
 
-    def _read_chunk(self, offset: int) -> tuple[bytes, bytes]:
-        kind, crc, length = _CHUNK_HEAD.unpack(self._read_exact(offset, _CHUNK_HEAD.size, "chunk head"))
+    def _read_chunk(self, offset: int, label: str | None = None) -> tuple[bytes, bytes]:
+        """The chunk at `offset`, checksum checked: (type, payload). `label` names it in errors."""
+        kind, crc, length = CHUNK_HEAD.unpack(self._read_exact(offset, CHUNK_HEAD.size, "chunk head"))
+        label = label or f"{_kind_name(kind)} chunk at {offset}"
         if length > MAX_CHUNK:
-            raise self._fail(f"chunk at {offset} claims {length} bytes, over the {MAX_CHUNK}-byte limit")
-        payload = self._read_exact(offset + _CHUNK_HEAD.size, length, f"{kind!r} chunk at {offset}")
-        if _chunk_crc(kind, payload) != crc:
-            raise self._fail(f"checksum mismatch in {kind.decode('ascii', 'replace')} chunk at {offset} (corrupted)")
+            raise self._fail(f"{label} claims {length} bytes, over the {MAX_CHUNK}-byte limit")
+        payload = self._read_exact(offset + CHUNK_HEAD.size, length, label)
+        if chunk_crc(kind, payload) != crc:
+            raise self._fail(f"checksum mismatch in {label} (corrupted)")
         return kind, payload
 
     def _read_index(self) -> tuple[np.ndarray, int | None]:
-        if self._size < self._chunks_at + _TRAILER.size:
+        if self._size < self._chunks_at + TRAILER.size:
             raise self._fail("truncated: no trailer")
-        index_at, end = _TRAILER.unpack(self._read_exact(self._size - _TRAILER.size, _TRAILER.size, "trailer"))
+        index_at, end = TRAILER.unpack(self._read_exact(self._size - TRAILER.size, TRAILER.size, "trailer"))
         if end != END_MAGIC:
             raise self._fail("truncated or corrupted: bad end magic")
-        if not self._chunks_at <= index_at <= self._size - _TRAILER.size - _CHUNK_HEAD.size:
+        if not self._chunks_at <= index_at <= self._size - TRAILER.size - CHUNK_HEAD.size:
             raise self._fail(f"index offset {index_at} is outside the file")
         kind, payload = self._read_chunk(index_at)
         if kind != b"INDX" or len(payload) < 4:
             raise self._fail("trailer does not point at an index chunk")
         (n,) = struct.unpack("<I", payload[:4])
-        if len(payload) != 4 + n * _INDEX_ENTRY.itemsize:
+        if len(payload) != 4 + n * INDEX_ENTRY.itemsize:
             raise self._fail(f"index of {n} entries has {len(payload)} bytes")
-        index = np.frombuffer(payload, _INDEX_ENTRY, count=n, offset=4)
+        index = np.frombuffer(payload, INDEX_ENTRY, count=n, offset=4)
+        self._index_at = index_at
         self._check_index(index, index_at)
         audio_at = self._find_audio(index, index_at)
         return index, audio_at
@@ -280,15 +160,15 @@ class VtokReader:
         pos = self._chunks_at
         if len(index):
             last = int(index[-1]["offset"])
-            _, _, length = _CHUNK_HEAD.unpack(self._read_exact(last, _CHUNK_HEAD.size, "chunk head"))
-            pos = last + _CHUNK_HEAD.size + length
+            _, _, length = CHUNK_HEAD.unpack(self._read_exact(last, CHUNK_HEAD.size, "chunk head"))
+            pos = last + CHUNK_HEAD.size + length
         while pos < index_at:
-            kind, _, length = _CHUNK_HEAD.unpack(self._read_exact(pos, _CHUNK_HEAD.size, "chunk head"))
+            kind, _, length = CHUNK_HEAD.unpack(self._read_exact(pos, CHUNK_HEAD.size, "chunk head"))
             if kind == b"AUDI":
                 audio_at = pos
             else:
                 self._read_chunk(pos)  # a damaged known type would look unknown: its checksum tells
-            pos += _CHUNK_HEAD.size + length  # unknown chunk types are skipped
+            pos += CHUNK_HEAD.size + length  # unknown chunk types are skipped
         if pos != index_at:
             raise self._fail("chunks do not line up with the index")
         return audio_at
@@ -297,33 +177,101 @@ class VtokReader:
     def chunks(self) -> int:
         return len(self._index)
 
+    def verify(self) -> int:
+        """Check every chunk's checksum and that the seek index agrees with the block chunks, without
+        decompressing any block. Returns the number of chunks, the index included.
+
+        Walks the chunks from the header to the index: the n-th BLKS chunk must sit where index
+        entry n says, and its zstd frame head must state a size its blocks can take; every index
+        entry must be met. Raises ContainerError naming the first chunk that fails.
+        """
+        entries = {int(e["offset"]): i for i, e in enumerate(self._index)}
+        pos, met, count = self._chunks_at, 0, 1  # the index chunk was read (and checked) on opening
+        while pos < self._index_at:
+            kind = self._read_exact(pos, 4, "chunk head")
+            label = self._entry_label(entries[pos]) if kind == b"BLKS" and pos in entries else None
+            kind, payload = self._read_chunk(pos, label)
+            if kind == b"BLKS":
+                if met >= len(self._index):
+                    raise self._fail(f"BLKS chunk at {pos} is not in the index ({met} entries)")
+                if int(self._index[met]["offset"]) != pos:
+                    target = int(self._index[met]["offset"])
+                    raise self._fail(f"BLKS chunk at {pos} is not where index entry {met} points ({target})")
+                self._stated_size(met, payload)
+                met += 1
+            elif kind == b"INDX" or (kind == b"AUDI" and pos != self._audio_at):
+                raise self._fail(f"{_kind_name(kind)} chunk at {pos} is out of place (one, after the block chunks)")
+            pos += CHUNK_HEAD.size + len(payload)
+            count += 1
+        if pos != self._index_at:
+            raise self._fail(f"chunks do not line up with the index chunk at {self._index_at}")
+        if met != len(self._index):
+            entry = self._index[met]
+            raise self._fail(
+                f"index entry {met} (first block {int(entry['first_block'])}) points at {int(entry['offset'])}, "
+                "where no BLKS chunk starts"
+            )
+        return count
+
+    def _entry_label(self, i: int) -> str:
+        entry = self._index[i]
+        return f"BLKS chunk at {int(entry['offset'])} (index entry {i}, first block {int(entry['first_block'])})"
+
+    def _stated_size(self, i: int, payload: bytes) -> int:
+        """The decompressed size the zstd frame head of block chunk i states, checked against what its
+        blocks can take: from their records, masks and tile levels alone up to every position coded.
+        Reads no compressed data."""
+        h, n = self.header, int(self._index[i]["n_blocks"])
+        rows, cols = h.grid
+        least = BLKS_HEAD.size + n * (RECORD.itemsize + (rows * cols + 7) // 8 + h.tiles[0] * h.tiles[1])
+        most = least + n * rows * cols * h.code_dtype.itemsize
+        try:
+            size = zstandard.frame_content_size(payload)
+        except zstandard.ZstdError:
+            raise self._fail(f"{self._entry_label(i)} is not a zstd frame") from None
+        if size < 0:
+            raise self._fail(f"{self._entry_label(i)} does not state its decompressed size")
+        if not least <= size <= most:
+            raise self._fail(f"{self._entry_label(i)} states {size} bytes; its {n} blocks take {least} to {most}")
+        return size
+
+    def _inflate(self, i: int, payload: bytes, size: int) -> bytes:
+        """Decompress block chunk i's frame of `size` bytes. Memory grows with the bytes actually
+        produced, never with the stated size: a few hundred bytes could claim gigabytes."""
+        if self._dctx is None:
+            self._dctx = zstandard.ZstdDecompressor()
+        out = bytearray()
+        try:
+            with self._dctx.stream_reader(payload, read_across_frames=False) as r:
+                while piece := r.read(min(1 << 20, size + 1 - len(out))):
+                    out += piece
+        except zstandard.ZstdError as e:
+            raise self._fail(f"{self._entry_label(i)} does not decompress ({e})") from None
+        if len(out) != size:
+            raise self._fail(f"{self._entry_label(i)} decompresses to other than the {size} bytes it states")
+        return bytes(out)
+
     def _decompress_chunk(self, i: int) -> tuple[bytes, np.ndarray]:
         """Block chunk i, decompressed and checked against the index: (raw bytes, its records)."""
         entry = self._index[i]
-        kind, payload = self._read_chunk(int(entry["offset"]))
+        kind, payload = self._read_chunk(int(entry["offset"]), self._entry_label(i))
         if kind != b"BLKS":
             raise self._fail(f"index entry {i} does not point at a block chunk")
+        raw = self._inflate(i, payload, self._stated_size(i, payload))
         h = self.header
         rows, cols = h.grid
         n = int(entry["n_blocks"])
-        per_block = _RECORD.itemsize + (rows * cols + 7) // 8 + h.tiles[0] * h.tiles[1]
-        limit = _BLKS_HEAD.size + n * (per_block + rows * cols * h.code_dtype.itemsize)
-        try:
-            raw = self._dctx.decompress(payload, max_output_size=limit)
-        except zstandard.ZstdError as e:
-            raise self._fail(f"block chunk {i} does not decompress ({e})") from None
-        if len(raw) < _BLKS_HEAD.size + n * _RECORD.itemsize:
-            raise self._fail(f"block chunk {i} is too short for its records")
-        first, count = _BLKS_HEAD.unpack_from(raw)
+        first, count = BLKS_HEAD.unpack_from(raw)  # the stated size is at least the head and records
         if first != entry["first_block"] or count != n:
             raise self._fail(
                 f"block chunk {i} holds blocks {first}+{count}, index says {int(entry['first_block'])}+{n}"
             )
-        records = np.frombuffer(raw, _RECORD, count=n, offset=_BLKS_HEAD.size)
+        records = np.frombuffer(raw, RECORD, count=n, offset=BLKS_HEAD.size)
         if (records["n_codes"] > rows * cols).any():
             raise self._fail(f"block chunk {i} claims more codes than the grid has positions")
+        per_block = RECORD.itemsize + (rows * cols + 7) // 8 + h.tiles[0] * h.tiles[1]
         codes_bytes = int(records["n_codes"].sum()) * h.code_dtype.itemsize
-        if len(raw) != _BLKS_HEAD.size + n * per_block + codes_bytes:
+        if len(raw) != BLKS_HEAD.size + n * per_block + codes_bytes:
             raise self._fail(f"block chunk {i} size disagrees with its records")
         return raw, records
 
@@ -332,7 +280,7 @@ class VtokReader:
         h = self.header
         rows, cols = h.grid
         mask_bytes, n_tiles, n = (rows * cols + 7) // 8, h.tiles[0] * h.tiles[1], len(records)
-        masks_at = _BLKS_HEAD.size + n * _RECORD.itemsize
+        masks_at = BLKS_HEAD.size + n * RECORD.itemsize
         levels_at = masks_at + n * mask_bytes
         codes_at = levels_at + n * n_tiles
         first = int(self._index[i]["first_block"])
@@ -389,7 +337,9 @@ class VtokReader:
         return self._read_chunk(self._audio_at)[1]
 
     def close(self) -> None:
-        self._f.close()
+        """Close the file if the reader opened it (a file object passed in stays open)."""
+        if self._owned:
+            self._f.close()
 
     def __enter__(self) -> "VtokReader":
         return self

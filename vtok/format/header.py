@@ -132,7 +132,8 @@ class Header:
                 if f.name in d or f.name not in _V3_KEYS  # version 2 leaves the layout out
             }
             header = cls(**kwargs)
-        except (ValueError, KeyError, TypeError, IndexError, ZeroDivisionError) as e:
+        # ArithmeticError: JSON reads 1e400 as infinity, which int() refuses; RecursionError: deep nesting
+        except (ValueError, KeyError, TypeError, IndexError, ArithmeticError, RecursionError) as e:
             raise ContainerError(f"header is malformed ({e.__class__.__name__}: {e})") from None
         header.check()
         derived = header._derived()

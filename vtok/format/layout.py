@@ -9,6 +9,8 @@ code, so a partial level is spread evenly over the frame instead of filling it f
 decoder infills the positions a prefix leaves out.
 """
 
+import functools
+
 import numpy as np
 
 __all__ = [
@@ -68,10 +70,16 @@ def _spread_key(rows: int, cols: int) -> np.ndarray:
     return reversed_
 
 
+@functools.lru_cache(maxsize=4)
 def prefix_order(rows: int, cols: int, levels: int = LEVELS) -> np.ndarray:
-    """Flat row-major position indices int64 (rows * cols,), coarse to fine."""
+    """Flat row-major position indices int64 (rows * cols,), coarse to fine; read-only.
+
+    Cached: a reader asks for it once per block, and the largest grid (4096 x 4096) takes seconds.
+    """
     lv = position_levels(rows, cols, levels).reshape(-1)
-    return np.lexsort((_spread_key(rows, cols).reshape(-1), lv))
+    order = np.lexsort((_spread_key(rows, cols).reshape(-1), lv))
+    order.setflags(write=False)
+    return order
 
 
 def prefix_keep(n: int, rows: int, cols: int, levels: int = LEVELS) -> np.ndarray:
