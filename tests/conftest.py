@@ -31,3 +31,42 @@ def default_grid(height: int, width: int) -> tuple[int, int]:
 
     stride = resolve("vtok-fsq").config.stride
     return -(-height // stride), -(-width // stride)
+
+
+def make_clip(path: Path, *, frames=12, width=64, height=48, rate=24, codec="libx264", pix_fmt="yuv420p",
+              fmt=None, options=None, rotation=0, pts_ms=None) -> Path:  # fmt: skip
+    """Encode `frames` frames of seeded noise (and a moving bar) with PyAV, so tests make their sources.
+
+    rotation: degrees clockwise a player turns them (a display matrix); pts_ms: each frame's time in
+    milliseconds, for a variable frame rate; options: the container's (e.g. movflags).
+    """
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w", format=fmt, options=options or {}) as c:
+        s = c.add_stream(codec, rate=rate)
+        s.width, s.height, s.pix_fmt = width, height, pix_fmt
+        if pts_ms is not None:
+            s.codec_context.time_base = s.time_base = Fraction(1, 1000)
+        if rotation:
+            s.set_display_rotation(-rotation)  # PyAV's angle is counter-clockwise
+        for i in range(frames):
+            img = rng.integers(0, 256, (height, width, 4), dtype=np.uint8)
+            img[:, i % width] = 255
+            frame = av.VideoFrame.from_ndarray(img, format="rgba")
+            if pts_ms is not None:
+                frame.pts, frame.time_base = pts_ms[i], Fraction(1, 1000)
+            c.mux(s.encode(frame))
+        c.mux(s.encode(None))
+    return path
+
+
+def cut(path: Path, share: float) -> Path:
+    """A copy of `path` with only its first `share` of bytes, as an interrupted download leaves it."""
+    data = path.read_bytes()
+    out = path.with_name("cut-" + path.name)
+    out.write_bytes(data[: int(len(data) * share)])
+    return out

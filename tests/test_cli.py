@@ -203,7 +203,10 @@ def test_unknown_model_is_refused(encoded, tmp_path):
 
 def test_outputs_are_protected(encoded, tmp_path):
     clip, vt = encoded
-    one_line_error(run("decode", vt, "-o", vt))  # output is the input
+    one_line_error(run("decode", vt, "-o", vt), code=2)  # not a video extension, let alone the input
+    named_as_video = tmp_path / "dog.mp4"
+    named_as_video.write_bytes(vt.read_bytes())
+    one_line_error(run("decode", named_as_video, "-o", named_as_video))  # output is the input
     one_line_error(run("encode", clip, "-o", clip))
     before = vt.read_bytes()
     one_line_error(run("encode", clip, "-o", vt))  # exists, no --force

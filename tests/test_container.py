@@ -285,6 +285,41 @@ def test_first_layout_headers_keep_their_keys():
         small_header(token_stride=4, levels=3).check()
 
 
+def test_rotation_and_source_notes_are_written_only_when_they_say_something(tmp_path):
+    plain = small_header().to_bytes()
+    assert b"rotation" not in plain and b"source_notes" not in plain
+    assert small_header(rotation=0, source_notes=()).to_bytes() == plain
+    h = small_header(rotation=270, source_notes=("alpha channel dropped", "variable frame rate"))
+    raw = h.to_bytes()
+    assert raw.endswith(b',"rotation":270,"source_notes":["alpha channel dropped","variable frame rate"]}')
+    assert Header.from_bytes(raw) == h and h.version == 2  # old readers ignore the keys they do not know
+    assert Header.from_bytes(plain).rotation == 0 and Header.from_bytes(plain).source_notes == ()
+    # the encoder learns both only at the end, from the frames: close() sets them
+    path = tmp_path / "a.vtok"
+    with VtokWriter(path, small_header(frames=0)) as w:
+        w.write_block(np.zeros(h.grid, np.int64), frames=4)
+        w.close(frames=4, rotation=90, source_notes=("note",))
+    with VtokReader(path) as r:
+        assert (r.header.frames, r.header.rotation, r.header.source_notes) == (4, 90, ("note",))
+
+
+def test_bad_rotation_or_source_notes_are_refused():
+    for changes in [
+        dict(rotation=45),
+        dict(rotation=-90),
+        dict(source_notes=("x" * 401,)),
+        dict(source_notes=("n",) * 17),
+    ]:
+        with pytest.raises(ContainerError):
+            small_header(**changes).check()
+    raw = small_header(source_notes=("a",)).to_bytes()
+    for bad in (b'"source_notes":"a"', b'"source_notes":[1]'):
+        with pytest.raises(ContainerError, match="malformed"):
+            Header.from_bytes(raw.replace(b'"source_notes":["a"]', bad))
+    with pytest.raises(ContainerError, match="rotation"):
+        Header.from_bytes(small_header(rotation=90).to_bytes().replace(b'"rotation":90', b'"rotation":91'))
+
+
 def test_a_with_block_finishes_the_file_and_an_exception_leaves_none(tmp_path):
     import vtok
 

@@ -3,9 +3,11 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+from conftest import cut, make_clip
 
 from vtok import MediaError
-from vtok.media.video import VideoWriter, extract_audio, probe, read_frames
+from vtok.errors import UsageError
+from vtok.media.video import SourceReport, VideoWriter, extract_audio, output_format, probe, read_frames
 
 
 def make_video(path, *, codec, pix_fmt, rate, frames, width, height, fmt=None):
@@ -36,7 +38,9 @@ def test_pyav_round_trip_keeps_frame_count_and_rate(tmp_path, name, codec, pix_f
     make_video(src, codec=codec, pix_fmt=pix_fmt, rate=rate, frames=37, width=66, height=50, fmt=fmt)
     info = probe(src)
     assert (info.width, info.height, info.rate) == (66, 50, rate)
-    frames = list(read_frames(src))
+    report = SourceReport()
+    frames = list(read_frames(src, report))
+    assert report == SourceReport(frames=37)  # an ordinary source: nothing to note
     assert len(frames) == 37 and frames[0].shape == (50, 66, 3) and frames[0].dtype == np.uint8
     out = tmp_path / "out.mp4"
     with VideoWriter(out, width=66, height=50, rate=info.rate) as w:
@@ -86,3 +90,86 @@ def test_missing_and_non_video_files_raise_media_error(tmp_path):
         probe(junk)
     with pytest.raises(MediaError):
         probe(tmp_path)
+
+
+def test_rotation_is_read_from_the_display_matrix_and_written_back(tmp_path):
+    src = make_clip(tmp_path / "phone.mp4", rotation=90)
+    report = SourceReport()
+    frames = list(read_frames(src, report))
+    assert report.rotation == 90 and report.notes == [] and frames[0].shape == (48, 64, 3)  # pixels as stored
+    for ext, rotation in ((".mp4", 270), (".mov", 90), (".mkv", 180), (".webm", 90)):
+        out = tmp_path / f"back{ext}"
+        with VideoWriter(out, width=64, height=48, rate=Fraction(24), container_format=output_format(out),
+                         rotation=rotation) as w:  # fmt: skip
+            for f in frames:
+                w.write(f)
+        again = SourceReport()
+        assert len(list(read_frames(out, again))) == 12 and again.rotation == rotation, ext
+
+
+def test_variable_frame_rate_is_noted(tmp_path):
+    steady = [round(i * 1000 / 24) for i in range(12)]  # 41 or 42 ms apart: constant, to the millisecond
+    report = SourceReport()
+    list(read_frames(make_clip(tmp_path / "cfr.mkv", pts_ms=steady), report))
+    assert report.notes == []
+    jumpy = steady[:6] + [250 + 100 * i for i in range(6)]
+    report = SourceReport()
+    assert len(list(read_frames(make_clip(tmp_path / "vfr.mkv", pts_ms=jumpy), report))) == 12
+    assert report.notes == ["variable frame rate (frames 41.0 to 100.0 ms apart) made constant at 24 fps"]
+
+
+@pytest.mark.parametrize("codec,pix_fmt,name", [("ffv1", "yuva420p", "a.mkv"), ("png", "rgba", "a.mov")])
+def test_a_dropped_alpha_channel_is_noted(tmp_path, codec, pix_fmt, name):
+    report = SourceReport()
+    frames = list(read_frames(make_clip(tmp_path / name, codec=codec, pix_fmt=pix_fmt, frames=3), report))
+    assert frames[0].shape == (48, 64, 3)
+    assert report.notes == [f"alpha channel dropped (pixel format {pix_fmt}): frames are stored as RGB"]
+
+
+def test_truncated_sources_give_their_readable_frames_and_a_note(tmp_path):
+    whole = make_clip(tmp_path / "a.mp4", frames=60, options={"movflags": "+faststart"})
+    report = SourceReport()
+    assert 0 < len(list(read_frames(cut(whole, 0.5), report))) == report.frames < 60
+    assert len(report.notes) == 1 and "source may be truncated" in report.notes[0]
+    assert f"after {report.frames} frames" in report.notes[0]
+    # a decoder that stops at an error mid-stream
+    broken = cut(make_clip(tmp_path / "b.avi", codec="mjpeg", pix_fmt="yuvj420p", frames=20), 0.77)
+    report = SourceReport()
+    assert len(list(read_frames(broken, report))) == report.frames > 0
+    assert report.notes == [
+        f"decoding stopped at an error after {report.frames} frames (Invalid data found when processing input): "
+        "the rest of the source is lost"
+    ]
+    with pytest.raises(MediaError, match="cannot be decoded"):  # without a report, an error is an error
+        list(read_frames(broken))
+
+
+def test_output_formats_follow_the_extension(tmp_path):
+    assert [output_format(tmp_path / n) for n in ("a.mp4", "a.MOV", "a.mkv", "a.webm")] == [
+        "mp4", "mov", "matroska", "webm"
+    ]  # fmt: skip
+    for name in ("a.avi", "a", "a.vtok"):
+        with pytest.raises(UsageError, match=r"use one of \.mp4, \.mov, \.mkv, \.webm") as e:
+            output_format(tmp_path / name)
+        assert e.value.option == "dst"
+    with pytest.raises(UsageError, match="standard output"):
+        output_format("-")
+
+
+@pytest.mark.parametrize(
+    "name,video,audio", [("a.mp4", "h264", "aac"), ("a.mov", "h264", "aac"), ("a.mkv", "h264", "aac"),
+                         ("a.webm", "vp9", "opus")]
+)  # fmt: skip
+def test_each_format_muxes_its_codecs_and_lossless_is_exact(clip, tmp_path, name, video, audio):
+    frames = list(read_frames(clip))[:5]
+    out = tmp_path / name
+    with VideoWriter(out, width=250, height=138, rate=Fraction(30000, 1001), audio=extract_audio(clip),
+                     container_format=output_format(out), lossless=True) as w:  # fmt: skip
+        for f in frames:
+            w.write(f)
+    assert w.notes == ([] if audio == "aac" else ["audio re-encoded from aac to opus: webm files do not carry aac"])
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == video and c.streams.audio[0].codec_context.name == audio
+    back = list(read_frames(out))
+    assert all(np.array_equal(a, b) for a, b in zip(frames, back, strict=True))
+    assert probe(out).rate == Fraction(30000, 1001)

@@ -12,7 +12,7 @@ Reading a `.vtok` file needs only numpy and zstandard:
 
 from pathlib import Path
 
-from vtok.errors import ContainerError, MediaError, ModelError, OutputError, VtokError
+from vtok.errors import ContainerError, MediaError, ModelError, OutputError, VtokError, VtokWarning
 from vtok.format import Block, Header, VtokReader, VtokWriter
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "MediaError",
     "ModelError",
     "OutputError",
+    "VtokWarning",
 ]
 __version__ = "0.1.0"
 

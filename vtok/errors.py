@@ -4,9 +4,21 @@ Each subclass also inherits the builtin that fits, so callers may catch either. 
 the `option`, the library keyword it concerns (`force`, `threshold`, ...); the command line turns
 that into its own flag, so library messages never name flags. The CLI prints a `VtokError` as one
 line on stderr and exits with code 1, or 2 for a `UsageError`.
+
+What vtok does without failing but the caller should know (an input changed on the way in) goes to
+a `warn` callable that library functions take, one sentence per call; by default each becomes a
+`VtokWarning` (`default_warn`). The CLI prints them as one line each on stderr.
 """
 
-__all__ = ["VtokError", "UsageError", "ContainerError", "MediaError", "ModelError", "OutputError"]
+import warnings
+from collections.abc import Callable
+
+__all__ = [
+    "VtokError", "UsageError", "ContainerError", "MediaError", "ModelError", "OutputError", "VtokWarning", "Warn",
+    "default_warn",
+]  # fmt: skip
+
+Warn = Callable[[str], None]
 
 
 class VtokError(Exception):
@@ -35,3 +47,12 @@ class ModelError(VtokError, LookupError):
 
 class OutputError(VtokError, OSError):
     """An output cannot be written, already exists, or would overwrite the input."""
+
+
+class VtokWarning(UserWarning):
+    """Something vtok changed or left out without failing, said in one sentence."""
+
+
+def default_warn(message: str) -> None:
+    """Issue `message` as a VtokWarning, attributed to the caller of the library function."""
+    warnings.warn(message, VtokWarning, stacklevel=3)

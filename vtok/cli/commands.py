@@ -12,6 +12,7 @@ import typer
 from vtok.cli.options import Device, Force, Json, ModelSpec, Output, progress
 from vtok.cli.options import errors as _errors
 from vtok.cli.options import log as _log
+from vtok.cli.options import warn as _warn
 from vtok.cli.render import aligned, bench_report, inspect_rows, model_rows
 from vtok.errors import UsageError
 
@@ -68,6 +69,7 @@ def encode(
             force=force,
             device=device,
             progress=advance,
+            warn=_warn,
         )
     print(
         f"{r.path}: {r.frames} frames, {r.blocks} blocks, {r.tokens} tokens "
@@ -85,18 +87,22 @@ def decode(
         str | None,
         typer.Option("--model", "-m", help="Where the file's model is, if not built in: a folder or hf:owner/repo."),
     ] = None,
-    crf: Annotated[int, typer.Option(help="H.264 quality: 0 best, 51 worst.", min=0, max=51)] = 18,
-    lossless: Annotated[bool, typer.Option(help="Store the decoded RGB exactly (libx264rgb, crf 0).")] = False,
+    crf: Annotated[
+        int, typer.Option(help="Quality on H.264's scale: 0 best, 51 worst (scaled to 0..63 for VP9).", min=0, max=51)
+    ] = 18,
+    lossless: Annotated[
+        bool, typer.Option(help="Store the decoded RGB exactly (libx264rgb, or lossless VP9 for .webm).")
+    ] = False,
     device: Device = "auto",
     force: Force = False,
 ) -> None:
-    """Decode a .vtok file back to an H.264 mp4 (with the source's audio, if it had any)."""
+    """Decode a .vtok file back to a video: .mp4, .mov or .mkv (H.264) or .webm (VP9), by the output's
+    extension, with the source's audio, if it had any."""
     from vtok.codec import decode_file
 
     with _errors(), progress(f"decode {src.name}") as advance:
-        r = decode_file(
-            src=src, dst=output, model=model, crf=crf, lossless=lossless, force=force, device=device, progress=advance
-        )
+        r = decode_file(src=src, dst=output, model=model, crf=crf, lossless=lossless, force=force, device=device,
+                        progress=advance, warn=_warn)  # fmt: skip
     print(f"{r.path}: {r.frames} frames")
 
 

@@ -11,7 +11,7 @@ import typer
 
 from vtok.errors import UsageError, VtokError
 
-__all__ = ["Output", "Force", "Device", "ModelSpec", "Json", "errors", "progress", "log", "flag"]
+__all__ = ["Output", "Force", "Device", "ModelSpec", "Json", "errors", "progress", "log", "warn", "flag"]
 
 Output = Annotated[Path, typer.Option("--output", "-o", help="Where to write the result.", dir_okay=False)]
 Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output if it exists.")]
@@ -36,6 +36,11 @@ def flag(option: str) -> str:
 def log(message: str) -> None:
     """One line on stderr, at once (logs of long runs are read while they grow)."""
     print(message, file=sys.stderr, flush=True)
+
+
+def warn(message: str) -> None:
+    """A library warning (the `warn` callable of vtok.errors) as one line on stderr."""
+    log(f"vtok: warning: {message}")
 
 
 @contextlib.contextmanager

@@ -52,7 +52,8 @@ def inspect_rows(s: dict) -> list[tuple[str, str]]:
         ("model", f"{s['model']} (sha256 {s['model_sha256'][:16]}…), {_quantizer(s['quantizer'])}, "
                   f"{s['codebook_size']:,} codes"),
         ("video", f"{s['width']}x{s['height']}, {s['frames']} frames at {s['rate']} fps ({s['fps']}), "
-                  f"source {s['source']}" + (", with audio" if s["audio"] else "")),
+                  f"source {s['source']}" + (", with audio" if s["audio"] else "")
+                  + (f", shown turned {s['rotation']}° clockwise" if s["rotation"] else "")),
         ("blocks", _blocks(s)),
         ("tokens", f"{s['tokens']:,} of a full budget of {s['full_budget_tokens']:,}; per frame min "
                    f"{tpf['min']:.1f}, median {tpf['median']:.1f}, max {tpf['max']:.1f}"),
@@ -62,7 +63,7 @@ def inspect_rows(s: dict) -> list[tuple[str, str]]:
         ("size", f"{s['bits_per_pixel']:.4f} bits per pixel, {s['compression_ratio']:.0f}:1 against raw RGB{audio}"),
         ("flagged", f"{len(flagged)} blocks miss the threshold even at the full budget"
                     + (f": {flagged[:20]}" if flagged else "")),
-    ]  # fmt: skip
+    ] + [("note", note) for note in s["source_notes"]]  # fmt: skip
 
 
 def model_rows(entries: list) -> list[dict]:

@@ -1,4 +1,5 @@
-"""Decode a `.vtok` file back to an H.264 mp4, with the source's audio if it had any."""
+"""Decode a `.vtok` file back to a video (the format its extension names), with the source's audio
+if it had any and its rotation as a display matrix."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,7 +9,7 @@ import torch
 
 from vtok.codec.batching import batches, blocks_per_batch
 from vtok.codec.encode import Progress
-from vtok.errors import ModelError, UsageError
+from vtok.errors import ModelError, UsageError, Warn, default_warn
 from vtok.files import atomic_path, check_output
 from vtok.format import Header, VtokReader
 from vtok.model.pixels import to_frames
@@ -56,14 +57,20 @@ def decode_file(
     force: bool = False,
     device: str = "auto",
     progress: Progress | None = None,
+    warn: Warn | None = None,
 ) -> DecodeResult:
-    """Decode the `.vtok` file `src` to an H.264 mp4 `dst` (crf 0..51, or lossless RGB)."""
-    from vtok.media.video import VideoWriter
+    """Decode the `.vtok` file `src` to the video `dst`, in the format its extension names: .mp4, .mov
+    or .mkv with H.264, .webm with VP9 (vtok.media.video.OUTPUT_FORMATS). crf: 0..51 on H.264's
+    scale; lossless: the decoded RGB exactly. warn: called with one sentence for what the format
+    made change (audio re-encoded); default a VtokWarning.
+    """
+    from vtok.media.video import VideoWriter, output_format
 
-    src, dst = Path(src), Path(dst)
+    src, dst, warn = Path(src), Path(dst), warn or default_warn
     if not 0 <= crf <= 51:
         raise UsageError(f"crf must be in 0..51, not {crf}", option="crf")
-    pick_device(device)  # a bad device name fails before any work
+    fmt = output_format(dst)  # an extension we cannot write fails before any work
+    pick_device(device)  # so does a bad device name
     with VtokReader(src) as reader:
         h = reader.header
         check_output(src, dst, force)
@@ -71,7 +78,7 @@ def decode_file(
         with (
             atomic_path(dst) as tmp,
             VideoWriter(tmp, width=h.width, height=h.height, rate=h.rate, crf=crf, lossless=lossless,
-                        audio=reader.audio()) as out,
+                        audio=reader.audio(), container_format=fmt, rotation=h.rotation) as out,
             torch.inference_mode(),
         ):  # fmt: skip
             written = 0
@@ -81,6 +88,8 @@ def decode_file(
                 written += len(clip)
                 if progress:
                     progress(len(clip), h.frames)
+    for note in out.notes:
+        warn(f"{dst}: {note}")
     return DecodeResult(path=dst, frames=written)
 
 

@@ -5,7 +5,7 @@ Frames are padded (edge pixels repeated) to a multiple of the token stride and c
 decode; the last block is padded by repeating its last frame, and the true count is recorded.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from vtok.budget.elastic import Budget, choose_budget
 from vtok.budget.runs import DEFAULT_THRESHOLD as RLT_DEFAULT
 from vtok.budget.runs import RunTracker
 from vtok.codec.batching import batches, blocks_per_batch, group_blocks
-from vtok.errors import MediaError, UsageError
+from vtok.errors import MediaError, UsageError, Warn, default_warn
 from vtok.files import check_output
 from vtok.format import FLAG_MISSED_THRESHOLD, Header, VtokWriter
 from vtok.model.pixels import to_model
@@ -140,6 +140,27 @@ def _check_thresholds(**thresholds: float) -> None:
             raise UsageError(f"{name.replace('_', ' ')} must be >= 0, not {value:g}", option=name)
 
 
+def _code_blocks(
+    frames: Iterator[np.ndarray], model: LoadedModel, writer: VtokWriter, progress: Progress | None, total: int | None
+) -> _Tally:
+    """Code `frames`, uint8 (H, W, 3) each, block by block into `writer`; `total`: frames expected, if known."""
+    header = writer.header
+    coder, tally = BlockCoder(model, header), _Tally()
+    per_batch = blocks_per_batch(header.width, header.height, header.block_frames)
+    for items in batches(group_blocks(frames, header.block_frames), per_batch):
+        x = to_model(np.stack([b for b, _ in items]), header.token_stride, model.device)
+        codes = model.tokenizer.encode(x)
+        for i, (_, real) in enumerate(items):
+            block = coder.code(x[i : i + 1], codes[i], real)
+            flags = FLAG_MISSED_THRESHOLD if block.budget.missed else 0
+            tokens = writer.write_block(block.indices, frames=real, run_mask=block.run,
+                                        tile_levels=block.budget.tile_levels, flags=flags)  # fmt: skip
+            tally.add(block, tokens)
+        if progress:
+            progress(sum(real for _, real in items), total)
+    return tally
+
+
 def encode_file(
     *,
     src: Path,
@@ -150,6 +171,7 @@ def encode_file(
     force: bool = False,
     device: str = "auto",
     progress: Progress | None = None,
+    warn: Warn | None = None,
 ) -> EncodeResult:
     """Tokenize the video `src` into the `.vtok` file `dst`.
 
@@ -159,37 +181,33 @@ def encode_file(
       budget are flagged. 0 means the full budget everywhere.
     rlt_threshold: mean absolute difference (on [0, 1] pixels) under which a 16x16 patch continues
       its run and stores no tokens (vtok.budget.runs); 0 turns run-length tokenization off.
+    warn: called with one sentence for each thing changed on the way (vtok.errors.Warn): a source
+      read differently from what it states (also noted in the header's source_notes), or an output
+      name that suggests another format. Default: a VtokWarning.
     """
-    from vtok.media.video import extract_audio, probe, read_frames
+    from vtok.media.video import SourceReport, extract_audio, probe, read_frames
 
-    src, dst = Path(src), Path(dst)
+    src, dst, warn = Path(src), Path(dst), warn or default_warn
     _check_thresholds(threshold=threshold, rlt_threshold=rlt_threshold)
     pick_device(device)  # a bad device name fails before any work
     info = probe(src)
     check_output(src, dst, force)
+    if dst.suffix and dst.suffix.lower() != ".vtok":
+        warn(f"{dst}: written as a .vtok file whatever its extension (decode it to get a video)")
     loaded = load(model, device)
     header = header_for(loaded, width=info.width, height=info.height, rate=info.rate, source=src.name,
                         duration_s=info.duration_s, threshold=threshold, rlt_threshold=rlt_threshold)  # fmt: skip
-    coder, tally = BlockCoder(loaded, header), _Tally()
-    per_batch = blocks_per_batch(info.width, info.height, header.block_frames)
+    report = SourceReport()
     with VtokWriter(dst, header) as writer, torch.inference_mode():
-        for items in batches(group_blocks(read_frames(src), header.block_frames), per_batch):
-            x = to_model(np.stack([b for b, _ in items]), header.token_stride, loaded.device)
-            codes = loaded.tokenizer.encode(x)
-            for i, (_, real) in enumerate(items):
-                block = coder.code(x[i : i + 1], codes[i], real)
-                flags = FLAG_MISSED_THRESHOLD if block.budget.missed else 0
-                tokens = writer.write_block(block.indices, frames=real, run_mask=block.run,
-                                            tile_levels=block.budget.tile_levels, flags=flags)  # fmt: skip
-                tally.add(block, tokens)
-            if progress:
-                progress(sum(real for _, real in items), info.frames_hint or None)
+        tally = _code_blocks(read_frames(src, report), loaded, writer, progress, info.frames_hint or None)
         if tally.frames == 0:
             raise MediaError(f"{src}: has no frames")
+        for note in report.notes:
+            warn(f"{src}: {note}")
         audio = extract_audio(src) if info.has_audio else None
         if audio:
             writer.add_audio(audio)
-        writer.close(frames=tally.frames)
+        writer.close(frames=tally.frames, rotation=report.rotation, source_notes=tuple(report.notes))
     return EncodeResult(
         path=dst,
         frames=tally.frames,

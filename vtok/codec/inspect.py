@@ -116,6 +116,8 @@ def _header_figures(h) -> dict:
         "rlt_threshold": h.rlt_threshold,
         "source": h.source,
         "source_duration_s": h.source_duration_s,
+        "rotation": h.rotation,
+        "source_notes": list(h.source_notes),
     }
 
 

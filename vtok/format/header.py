@@ -1,7 +1,9 @@
 """The header of a `.vtok` file: what it says about its video and the model that tokenized it.
 
 It is stored as compact JSON (docs/FORMAT.md). Version 3 adds the token layout (stride, levels,
-keyframes); files of the first layout are still written as version 2, byte for byte.
+keyframes); files of the first layout are still written as version 2, byte for byte. The optional
+keys (`rotation`, `source_notes`) are written only when they say something, so files of ordinary
+sources keep their bytes, and readers that do not know them ignore them.
 """
 
 import dataclasses
@@ -28,6 +30,9 @@ _V2_KEYS = (
     "source_duration_s",
 )  # fmt: skip
 _V3_KEYS = ("token_stride", "levels", "keyframe_interval")  # absent from version 2: the first layout
+_OPTIONAL_KEYS = ("rotation", "source_notes")  # any version; absent when 0 or empty
+ROTATIONS = (0, 90, 180, 270)
+MAX_NOTES, MAX_NOTE_CHARS = 16, 400
 
 
 def code_dtype_name(codebook_size: int) -> str:
@@ -64,6 +69,8 @@ class Header:
     token_stride: int = FIRST_STRIDE  # pixels per token side
     levels: int = LEVELS  # budget levels per tile (vtok.format.layout)
     keyframe_interval: int = 0  # blocks from one keyframe to the next; 0: only block 0 (models without context)
+    rotation: int = 0  # degrees clockwise a player turns the frames to show them upright: 0, 90, 180 or 270
+    source_notes: tuple[str, ...] = ()  # how the source was changed on the way in, one short sentence each
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -119,7 +126,9 @@ class Header:
             "rlt_threshold": float(self.rlt_threshold),
             "source_duration_s": float(self.source_duration_s),
         }
+        values["source_notes"] = list(self.source_notes)
         keys = _V2_KEYS + (_V3_KEYS if self.version == 3 else ())
+        keys += tuple(k for k in _OPTIONAL_KEYS if values[k])
         return json.dumps({k: values[k] for k in keys}, separators=(",", ":"), ensure_ascii=True).encode()
 
     @classmethod
@@ -129,7 +138,7 @@ class Header:
             kwargs = {
                 f.name: _PARSE[f.type](d[f.name])
                 for f in dataclasses.fields(cls)
-                if f.name in d or f.name not in _V3_KEYS  # version 2 leaves the layout out
+                if f.name in d or f.name not in _V3_KEYS + _OPTIONAL_KEYS  # version 2 leaves the layout out
             }
             header = cls(**kwargs)
         # ArithmeticError: JSON reads 1e400 as infinity, which int() refuses; RecursionError: deep nesting
@@ -161,11 +170,21 @@ class Header:
             raise ContainerError(f"unknown token layout: stride {self.token_stride} with {self.levels} levels")
         if not 0 <= self.keyframe_interval <= MAX_BLOCKS_PER_CHUNK:  # a chunk starts at a keyframe
             raise ContainerError(f"keyframe interval {self.keyframe_interval} is outside 0..{MAX_BLOCKS_PER_CHUNK}")
+        if self.rotation not in ROTATIONS:
+            raise ContainerError(f"rotation {self.rotation} is not one of {ROTATIONS}")
+        if len(self.source_notes) > MAX_NOTES or any(len(n) > MAX_NOTE_CHARS for n in self.source_notes):
+            raise ContainerError(f"source notes exceed {MAX_NOTES} notes of {MAX_NOTE_CHARS} characters")
 
 
 def _rate(value: list) -> Fraction:
     return Fraction(int(value[0]), int(value[1]))
 
 
+def _notes(value: list) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+        raise TypeError("source_notes is not a list of strings")
+    return tuple(value)
+
+
 # How each field's JSON value becomes its Python value, by the field's type.
-_PARSE = {str: str, dict: dict, int: int, float: float, Fraction: _rate}
+_PARSE = {str: str, dict: dict, int: int, float: float, Fraction: _rate, tuple[str, ...]: _notes}

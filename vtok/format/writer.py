@@ -102,8 +102,9 @@ class VtokWriter:
         except OSError as e:
             raise OutputError(f"{self.path}: cannot write ({e.strerror})") from None
 
-    def close(self, *, frames: int | None = None) -> None:
-        """Finish the file. `frames` sets the header's exact frame count when it was not known upfront.
+    def close(self, **changes) -> None:
+        """Finish the file. `changes` set header fields known only at the end: the exact `frames`, and
+        what reading the source found (`rotation`, `source_notes`).
 
         Closing twice does nothing the second time.
         """
@@ -111,7 +112,8 @@ class VtokWriter:
             return
         try:
             self._flush()
-            header = self.header if frames is None else replace(self.header, frames=frames)
+            header = replace(self.header, **changes)
+            header.check()
             if header.blocks != self._next_block:
                 raise ValueError(
                     f"{self._next_block} blocks written for {header.frames} frames ({header.blocks} blocks)"
