@@ -9,9 +9,7 @@ from typing import Annotated
 
 import typer
 
-from vtok.cli.options import Device, Force, Json, ModelSpec, Output, progress
-from vtok.cli.options import errors as _errors
-from vtok.cli.options import log as _log
+from vtok.cli.options import Device, Force, Json, ModelSpec, Output, errors, log, progress
 from vtok.cli.options import warn as _warn
 from vtok.cli.render import aligned, bench_report, inspect_rows, model_rows
 from vtok.errors import UsageError
@@ -59,7 +57,7 @@ def encode(
     """Tokenize a video into a .vtok file."""
     from vtok.codec import encode_file
 
-    with _errors(), progress(f"encode {src.name}") as advance:
+    with errors(), progress(f"encode {src.name}") as advance:
         r = encode_file(
             src=src,
             dst=output,
@@ -100,7 +98,7 @@ def decode(
     extension, with the source's audio, if it had any."""
     from vtok.codec import decode_file
 
-    with _errors(), progress(f"decode {src.name}") as advance:
+    with errors(), progress(f"decode {src.name}") as advance:
         r = decode_file(src=src, dst=output, model=model, crf=crf, lossless=lossless, force=force, device=device,
                         progress=advance, warn=_warn)  # fmt: skip
     print(f"{r.path}: {r.frames} frames")
@@ -122,7 +120,7 @@ def inspect(
     """Show what a .vtok file holds: header, tokens per frame, savings, bits per pixel, checksums."""
     from vtok.codec import inspect_file, verify_file
 
-    with _errors():
+    with errors():
         if verify and plot is not None:
             raise UsageError("--verify only checks the file and draws no chart", option="plot")
         if verify:
@@ -147,7 +145,7 @@ def trim(
     """Lower a .vtok file's budgets without re-encoding; the result decodes with the same model."""
     from vtok.codec import trim_file
 
-    with _errors():
+    with errors():
         r = trim_file(src=src, dst=output, max_tokens_per_frame=max_tokens, force=force)
     print(f"{r.path}: {r.tokens_after} tokens (from {r.tokens_before}), {r.bytes} bytes")
 
@@ -169,7 +167,7 @@ def bench(
     """Rate-distortion and speed of vtok beside x264, x265 and AV1 on the same frames (resumable)."""
     from vtok.bench import find_clips, run_bench
 
-    with _errors(), progress("bench", "runs") as advance:
+    with errors(), progress("bench", "runs") as advance:
         try:
             t_list = [float(t) for t in thresholds.split(",") if t]
         except ValueError:
@@ -196,7 +194,7 @@ def models(as_json: Json = False) -> None:
     """List the built-in models, where each comes from, and its held-out quality."""
     from vtok.model.registry import list_models
 
-    with _errors():
+    with errors():
         entries = list_models()
     if as_json:
         print(json.dumps(model_rows(entries), indent=2))
@@ -249,11 +247,11 @@ def train(
     """Train a tokenizer and write its weights and manifest entry."""
     from vtok.train import TrainConfig, run_training
 
-    with _errors():
+    with errors():
         schedule = dict(steps=steps, minutes=minutes, batch=batch, crop=crop, lr=lr, masks_after=masks_after)
         data = dict(windows=windows, save_windows=save_windows, cache=cache, resume=resume)
         config = TrainConfig(model=model, out_dir=output, device=device, **schedule, **data)
-        entry = run_training(sources, config, log=_log)
+        entry = run_training(sources, config, log=log)
     print(f"{model}: {entry['file']} sha256 {entry['sha256']} {entry['metrics']}")
 
 
