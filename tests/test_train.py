@@ -199,3 +199,31 @@ def test_the_train_command_writes_a_model_and_refuses_a_bad_crop_naming_its_flag
     r = CliRunner().invoke(app, [*common, "--steps", "2", "--batch", "2", "--crop", "32"])
     assert r.exit_code == 0, r.output
     assert (out / "vtok-fsq-s8.safetensors").is_file() and "vtok-fsq-s8" in (out / "manifest.json").read_text()
+
+
+def test_training_never_writes_into_the_installed_weights(clip):
+    from vtok.model.registry import builtin_dir
+
+    before = {p.name: p.stat().st_mtime_ns for p in builtin_dir().iterdir()}
+    for force in (False, True):
+        with pytest.raises(UsageError, match="holds the installed models") as e:
+            run_training([clip], TrainConfig(model="vtok-fsq", out_dir=builtin_dir(), force=force))
+        assert e.value.option == "output"
+    assert {p.name: p.stat().st_mtime_ns for p in builtin_dir().iterdir()} == before
+
+
+def test_training_refuses_to_replace_a_model_without_force_but_continues_its_own_checkpoint(clip, tmp_path):
+    out = tmp_path / "out"
+    common = dict(model="vtok-fsq-s8", out_dir=out, steps=1, batch=2, crop=32, cache=tmp_path / "cache")
+    run_training([clip], TrainConfig(**common), log=print)
+    weights = out / "vtok-fsq-s8.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    with pytest.raises(UsageError, match="exists; pass --force"):
+        run_training([clip], TrainConfig(**common), log=print)
+    with pytest.raises(UsageError, match="exists; pass --force"):  # other weights to fine-tune from are no excuse
+        run_training([clip], TrainConfig(**common, resume=weights), log=print)
+    assert weights.stat().st_mtime_ns == stamp
+    ckpt = out / "vtok-fsq-s8.checkpoint.safetensors"
+    run_training([clip], TrainConfig(**{**common, "steps": 2}, resume=ckpt), log=print)
+    run_training([clip], TrainConfig(**common, force=True), log=print)
+    assert weights.stat().st_mtime_ns != stamp

@@ -243,13 +243,14 @@ def train(
         Path | None,
         typer.Option(help="A checkpoint to resume (weights, optimizer, schedule), or weights to fine-tune."),
     ] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Replace a same-name model in the output.")] = False,
 ) -> None:
     """Train a tokenizer and write its weights and manifest entry."""
     from vtok.train import TrainConfig, run_training
 
     with errors():
         schedule = dict(steps=steps, minutes=minutes, batch=batch, crop=crop, lr=lr, masks_after=masks_after)
-        data = dict(windows=windows, save_windows=save_windows, cache=cache, resume=resume)
+        data = dict(windows=windows, save_windows=save_windows, cache=cache, resume=resume, force=force)
         config = TrainConfig(model=model, out_dir=output, device=device, **schedule, **data)
         entry = run_training(sources, config, log=log)
     print(f"{model}: {entry['file']} sha256 {entry['sha256']} {entry['metrics']}")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from vtok.errors import UsageError
 from vtok.format.layout import tile_size
-from vtok.model.registry import pick_device
+from vtok.model.registry import builtin_dir, pick_device
 from vtok.model.tokenizer import ARCHITECTURES, ModelConfig
 
 __all__ = ["TrainConfig"]
@@ -34,6 +34,7 @@ class TrainConfig:
     save_windows: Path | None = None
     cache: Path | None = None  # None: $VTOK_CACHE or ~/.cache/vtok/frames
     resume: Path | None = None
+    force: bool = False  # replace an existing model of this name in out_dir
 
     def check(self) -> None:
         """Raise a UsageError naming the field (`option`) of the first value out of its range."""
@@ -53,6 +54,20 @@ class TrainConfig:
         if self.windows < 0:
             raise UsageError(f"windows {self.windows} is negative", option="windows")
         pick_device(self.device)
+
+    def check_outputs(self) -> None:
+        """Raise a UsageError (option `output`) if training would write into the installed package's
+        weights, or replace a model or checkpoint in `out_dir` without `force`. Resuming the run's own
+        checkpoint (`out_dir/MODEL.checkpoint.safetensors`) continues that run, so it may replace them."""
+        out = self.out_dir.resolve()
+        if out == builtin_dir().resolve():
+            raise UsageError(f"{self.out_dir} holds the installed models; train into another folder", option="output")
+        own_checkpoint = out / f"{self.model}.checkpoint.safetensors"
+        if self.force or (self.resume is not None and self.resume.resolve() == own_checkpoint):
+            return
+        for path in (out / f"{self.model}.safetensors", own_checkpoint):
+            if path.exists():
+                raise UsageError(f"{path} exists; pass --force to replace it, or train into another folder")
 
     @property
     def architecture(self) -> ModelConfig:

@@ -77,6 +77,7 @@ def run_training(sources: list[Path], config: TrainConfig, log: Callable[[str], 
     `out_dir/manifest.json`; return the entry. A checkpoint `out_dir/MODEL.checkpoint.safetensors`
     is kept up to date while training."""
     config.check()
+    config.check_outputs()
     config = replace(config, device=pick_device(config.device))
     arch = config.architecture
     frames = arch.frames * (2 if arch.context else 1)
