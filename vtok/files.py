@@ -6,9 +6,18 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from vtok.errors import OutputError
+from vtok.errors import MediaError, OutputError
 
-__all__ = ["check_output", "atomic_path", "write_text", "write_json"]
+__all__ = ["check_input", "check_output", "atomic_path", "write_text", "write_json"]
+
+
+def check_input(path: Path, *, folder_ok: bool = False) -> None:
+    """Raise a MediaError if `path` is missing, or is a folder where a file is wanted. Cheap: the
+    command line calls it before importing torch, so a typo fails at once."""
+    if not path.exists():
+        raise MediaError(f"{path}: no such file" + (" or folder" if folder_ok else ""))
+    if path.is_dir() and not folder_ok:
+        raise MediaError(f"{path}: is a folder, not a file")
 
 
 def check_output(src: Path | None, dst: Path, force: bool) -> None:

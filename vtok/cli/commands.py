@@ -11,8 +11,9 @@ import typer
 
 from vtok.cli.options import Device, Force, Json, ModelSpec, Output, errors, log, progress
 from vtok.cli.options import warn as _warn
-from vtok.cli.render import aligned, bench_report, inspect_rows, model_rows
+from vtok.cli.render import aligned, bench_report, inspect_rows, model_rows, models_text, plural
 from vtok.errors import UsageError
+from vtok.files import check_input
 
 app = typer.Typer(
     name="vtok",
@@ -21,17 +22,30 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from vtok import __version__
+
+        print(f"vtok {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True)
+    ] = False,
+) -> None:
     """A neural video codec: video to discrete FSQ/LFQ tokens in a .vtok file, and back."""
 
 
 @app.command()
 def encode(
-    src: Annotated[Path, typer.Argument(help="Input video: any file PyAV reads.", dir_okay=False)],
+    src: Annotated[Path, typer.Argument(help="Input video: any file PyAV reads.", dir_okay=False, metavar="VIDEO")],
     output: Output,
     model: ModelSpec = "vtok-fsq",
     threshold: Annotated[
@@ -40,6 +54,7 @@ def encode(
             help="Target MSE per block, pixels on [-1,1] (0.003 is about 31.2 dB): each block gets the "
             "fewest tokens that meet it. 0 is the full budget.",
             min=0.0,
+            metavar="MSE",
         ),
     ] = 0.003,
     rlt_threshold: Annotated[
@@ -48,6 +63,8 @@ def encode(
             help="A 16x16 patch whose mean absolute difference (pixels on [0,1]) from the start of its run "
             "stays under this stores no tokens.",
             min=0.0,
+            metavar="DIFF",
+            show_default="6/255",
         ),
     ] = 6 / 255,
     no_rlt: Annotated[bool, typer.Option("--no-rlt", help="Turn run-length tokenization off.")] = False,
@@ -55,6 +72,8 @@ def encode(
     force: Force = False,
 ) -> None:
     """Tokenize a video into a .vtok file."""
+    with errors():
+        check_input(src)
     from vtok.codec import encode_file
 
     with errors(), progress(f"encode {src.name}") as advance:
@@ -70,23 +89,31 @@ def encode(
             warn=_warn,
         )
     print(
-        f"{r.path}: {r.frames} frames, {r.blocks} blocks, {r.tokens} tokens "
+        f"{r.path}: {plural(r.frames, 'frame')}, {plural(r.blocks, 'block')}, {plural(r.tokens, 'token')} "
         f"({r.full_tokens / max(r.tokens, 1):.2f}x fewer than the full budget), {r.bytes} bytes, "
         f"{r.decoder_passes:.2f} decoder passes per block"
-        + (f", {r.flagged_blocks} blocks miss the threshold at the full budget" if r.flagged_blocks else "")
+        + (f", {plural(r.flagged_blocks, 'block')} miss the threshold at the full budget" if r.flagged_blocks else "")
     )
 
 
 @app.command()
 def decode(
-    src: Annotated[Path, typer.Argument(help="Input .vtok file.", dir_okay=False)],
+    src: Annotated[Path, typer.Argument(help="Input .vtok file.", dir_okay=False, metavar="VTOK")],
     output: Output,
     model: Annotated[
         str | None,
-        typer.Option("--model", "-m", help="Where the file's model is, if not built in: a folder or hf:owner/repo."),
+        typer.Option(
+            "--model",
+            "-m",
+            help="Where the file's model is, if not built in: a folder or hf:owner/repo.",
+            metavar="MODEL",
+        ),
     ] = None,
     crf: Annotated[
-        int, typer.Option(help="Quality on H.264's scale: 0 best, 51 worst (scaled to 0..63 for VP9).", min=0, max=51)
+        int,
+        typer.Option(
+            help="Quality on H.264's scale: 0 best, 51 worst (scaled to 0..63 for VP9).", min=0, max=51, metavar="N"
+        ),
     ] = 18,
     lossless: Annotated[
         bool, typer.Option(help="Store the decoded RGB exactly (libx264rgb, or lossless VP9 for .webm).")
@@ -96,19 +123,23 @@ def decode(
 ) -> None:
     """Decode a .vtok file back to a video: .mp4, .mov or .mkv (H.264) or .webm (VP9), by the output's
     extension, with the source's audio, if it had any."""
+    with errors():
+        check_input(src)
     from vtok.codec import decode_file
 
     with errors(), progress(f"decode {src.name}") as advance:
         r = decode_file(src=src, dst=output, model=model, crf=crf, lossless=lossless, force=force, device=device,
                         progress=advance, warn=_warn)  # fmt: skip
-    print(f"{r.path}: {r.frames} frames")
+    print(f"{r.path}: {plural(r.frames, 'frame')}")
 
 
 @app.command()
 def inspect(
-    src: Annotated[Path, typer.Argument(help="A .vtok file.", dir_okay=False)],
+    src: Annotated[Path, typer.Argument(help="A .vtok file.", dir_okay=False, metavar="VTOK")],
     as_json: Json = False,
-    plot: Annotated[Path | None, typer.Option(help="Also write a PNG chart of tokens per frame here.")] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Also write a PNG chart of tokens per frame here.", metavar="PNG")
+    ] = None,
     verify: Annotated[
         bool,
         typer.Option(
@@ -118,6 +149,8 @@ def inspect(
     force: Force = False,
 ) -> None:
     """Show what a .vtok file holds: header, tokens per frame, savings, bits per pixel, checksums."""
+    with errors():
+        check_input(src)
     from vtok.codec import inspect_file, verify_file
 
     with errors():
@@ -137,12 +170,16 @@ def inspect(
 
 @app.command()
 def trim(
-    src: Annotated[Path, typer.Argument(help="Input .vtok file.", dir_okay=False)],
+    src: Annotated[Path, typer.Argument(help="Input .vtok file.", dir_okay=False, metavar="VTOK")],
     output: Output,
-    max_tokens: Annotated[float, typer.Option(help="Keep at most this many tokens per frame in every block.", min=0.0)],
+    max_tokens: Annotated[
+        float, typer.Option(help="Keep at most this many tokens per frame in every block.", min=0.0, metavar="N")
+    ],
     force: Force = False,
 ) -> None:
     """Lower a .vtok file's budgets without re-encoding; the result decodes with the same model."""
+    with errors():
+        check_input(src)
     from vtok.codec import trim_file
 
     with errors():
@@ -152,16 +189,27 @@ def trim(
 
 @app.command()
 def bench(
-    clips: Annotated[list[Path], typer.Argument(help="Video files, or folders of them.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for results.json, results.csv and plots.")],
+    clips: Annotated[list[Path], typer.Argument(help="Video files, or folders of them.", metavar="CLIPS")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for results.json, results.csv and plots.", metavar="DIR")
+    ],
     thresholds: Annotated[
         str,
-        typer.Option(help="Comma-separated vtok thresholds (the full budget, and fixed 25/50/75% budgets, are added)."),
+        typer.Option(
+            help="Comma-separated vtok thresholds (the full budget, and fixed 25/50/75% budgets, are added).",
+            metavar="LIST",
+        ),
     ] = "0.001,0.003,0.01,0.02,0.05",
-    codecs: Annotated[str, typer.Option(help="Comma-separated classical codecs.")] = "libx264,libx265,libsvtav1",
-    models_: Annotated[str, typer.Option("--models", help="Comma-separated vtok models (default: all built in).")] = "",
-    frames: Annotated[int, typer.Option(help="Frames per clip, from the start.", min=1)] = 64,
-    size: Annotated[int, typer.Option(help="Centre crop size in pixels; 0 keeps the native size.", min=0)] = 256,
+    codecs: Annotated[
+        str, typer.Option(help="Comma-separated classical codecs.", metavar="LIST")
+    ] = "libx264,libx265,libsvtav1",
+    models_: Annotated[
+        str, typer.Option("--models", help="Comma-separated vtok models (default: all built in).", metavar="LIST")
+    ] = "",
+    frames: Annotated[int, typer.Option(help="Frames per clip, from the start.", min=1, metavar="N")] = 64,
+    size: Annotated[
+        int, typer.Option(help="Centre crop size in pixels; 0 keeps the native size.", min=0, metavar="PIXELS")
+    ] = 256,
     device: Device = "auto",
 ) -> None:
     """Rate-distortion and speed of vtok beside x264, x265 and AV1 on the same frames (resumable)."""
@@ -192,15 +240,14 @@ def bench(
 @app.command()
 def models(as_json: Json = False) -> None:
     """List the built-in models, where each comes from, and its held-out quality."""
-    from vtok.model.registry import list_models
+    from vtok.model.registry import DEFAULT_MODEL, list_models
 
     with errors():
         entries = list_models()
     if as_json:
-        print(json.dumps(model_rows(entries), indent=2))
+        print(json.dumps(model_rows(entries, default=DEFAULT_MODEL), indent=2))
         return
-    for e in entries:
-        print(f"{e.name}\t{e.config.quantizer['kind']}\t{e.origin}: {e.path}\t{e.metrics}")
+    print(models_text(entries, default=DEFAULT_MODEL))
 
 
 @app.command()
@@ -208,40 +255,62 @@ def train(
     sources: Annotated[
         list[Path],
         typer.Argument(
-            help="Folders or files of videos and images, or one windows .safetensors saved by --save-windows."
+            help="Folders or files of videos and images, or one windows .safetensors saved by --save-windows.",
+            metavar="SOURCES",
         ),
     ],
     model: Annotated[
         str,
-        typer.Option(help="Architecture to train: vtok-fsq, vtok-lfq, or the first design, vtok-fsq-s8 / vtok-lfq-s8."),
+        typer.Option(
+            help="Architecture to train: vtok-fsq, vtok-lfq, or the first design, vtok-fsq-s8 / vtok-lfq-s8.",
+            metavar="ARCH",
+        ),
     ] = "vtok-fsq",
     output: Annotated[
         Path,
         typer.Option(
-            "--output", "--out", "-o", help="Folder for NAME.safetensors and manifest.json (not vtok/weights/)."
+            "--output",
+            "--out",
+            "-o",
+            help="Folder for NAME.safetensors and manifest.json (not vtok/weights/).",
+            metavar="DIR",
         ),
     ] = Path("runs"),
-    steps: Annotated[int, typer.Option(help="Stop after this many steps.")] = 1_000_000,
-    minutes: Annotated[float, typer.Option(help="Stop after this many minutes; the LR schedule spans it.")] = 30.0,
+    steps: Annotated[int, typer.Option(help="Stop after this many steps.", metavar="N")] = 1_000_000,
+    minutes: Annotated[
+        float, typer.Option(help="Stop after this many minutes; the LR schedule spans it.", metavar="M")
+    ] = 30.0,
     windows: Annotated[
-        int, typer.Option(help="Sample this many fixed windows up front; 0 draws fresh ones every step.", min=0)
+        int,
+        typer.Option(
+            help="Sample this many fixed windows up front; 0 draws fresh ones every step.", min=0, metavar="N"
+        ),
     ] = 0,
-    save_windows: Annotated[Path | None, typer.Option(help="Save the fixed windows here.")] = None,
+    save_windows: Annotated[Path | None, typer.Option(help="Save the fixed windows here.", metavar="FILE")] = None,
     cache: Annotated[
         Path | None,
-        typer.Option(help="Folder of decoded training frames [default: $VTOK_CACHE or ~/.cache/vtok/frames]."),
+        typer.Option(
+            help="Folder of decoded training frames [default: $VTOK_CACHE or ~/.cache/vtok/frames].", metavar="DIR"
+        ),
     ] = None,
-    batch: Annotated[int, typer.Option(help="Windows per step.")] = 16,
-    crop: Annotated[int, typer.Option(help="Training crop size in pixels (a multiple of 32).")] = 96,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-3,
+    batch: Annotated[int, typer.Option(help="Windows per step.", metavar="N")] = 16,
+    crop: Annotated[int, typer.Option(help="Training crop size in pixels (a multiple of 32).", metavar="PIXELS")] = 96,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.", metavar="LR")] = 1e-3,
     masks_after: Annotated[
         float,
-        typer.Option(help="Share of the schedule at the full budget before random keep masks start.", min=0, max=1),
+        typer.Option(
+            help="Share of the schedule at the full budget before random keep masks start.",
+            min=0,
+            max=1,
+            metavar="SHARE",
+        ),
     ] = 0.0,
     device: Device = "auto",
     resume: Annotated[
         Path | None,
-        typer.Option(help="A checkpoint to resume (weights, optimizer, schedule), or weights to fine-tune."),
+        typer.Option(
+            help="A checkpoint to resume (weights, optimizer, schedule), or weights to fine-tune.", metavar="FILE"
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace a same-name model in the output.")] = False,
 ) -> None:

@@ -13,13 +13,18 @@ from vtok.errors import UsageError, VtokError
 
 __all__ = ["Output", "Force", "Device", "ModelSpec", "Json", "errors", "progress", "log", "warn", "flag"]
 
-Output = Annotated[Path, typer.Option("--output", "-o", help="Where to write the result.", dir_okay=False)]
+Output = Annotated[
+    Path, typer.Option("--output", "-o", help="Where to write the result.", dir_okay=False, metavar="FILE")
+]
 Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output if it exists.")]
-Device = Annotated[str, typer.Option(help="auto (CUDA when available), cpu, or cuda[:N].")]
+Device = Annotated[str, typer.Option(help="auto (CUDA when available), cpu, or cuda[:N].", metavar="DEVICE")]
 ModelSpec = Annotated[
     str,
     typer.Option(
-        "--model", "-m", help="A built-in name (see `vtok models`), a weights folder, or hf:owner/repo[@rev]."
+        "--model",
+        "-m",
+        help="A built-in name (see `vtok models`), a weights folder, or hf:owner/repo[@rev].",
+        metavar="MODEL",
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]

@@ -2,13 +2,18 @@
 
 import numpy as np
 
-__all__ = ["aligned", "inspect_rows", "model_rows", "sparkline"]
+__all__ = ["aligned", "inspect_rows", "model_rows", "models_text", "plural", "sparkline"]
 
 
 def aligned(rows: list[tuple[str, str]]) -> str:
     """'key  value' lines, the values aligned in one column."""
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{key:<{width}}  {value}" for key, value in rows)
+
+
+def plural(n: int, word: str) -> str:
+    """'1 frame', '2 frames', '1,024 tokens'."""
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
 def sparkline(values: list[float], top: float, width: int = 64) -> str:
@@ -66,11 +71,12 @@ def inspect_rows(s: dict) -> list[tuple[str, str]]:
     ] + [("note", note) for note in s["source_notes"]]  # fmt: skip
 
 
-def model_rows(entries: list) -> list[dict]:
+def model_rows(entries: list, default: str) -> list[dict]:
     """The JSON of `vtok models --json`: one dict per ModelEntry."""
     return [
         {
             "name": e.name,
+            "default": e.name == default,
             "origin": e.origin,
             "file": str(e.path),
             "sha256": e.sha256,
@@ -79,6 +85,35 @@ def model_rows(entries: list) -> list[dict]:
         }
         for e in entries
     ]
+
+
+def _quality(metrics: dict) -> str:
+    by_budget = metrics.get("test_psnr_256x256_by_tokens_per_frame_db") or {}
+    parts = []
+    if by_budget:
+        top = max(by_budget, key=int)
+        parts.append(f"{by_budget[top]:.2f} dB at {top} tokens per frame on the test clips")
+    at_t = metrics.get("test_threshold_0.003")
+    if at_t:
+        parts.append(f"{100 * at_t['blocks_meeting_T']:.0f}% of blocks meet T=0.003")
+    if not parts and "heldout_windows_psnr_db" in metrics:
+        parts.append(f"{metrics['heldout_windows_psnr_db']:.2f} dB on held-out training windows")
+    return ", ".join(parts) or "not measured"
+
+
+def models_text(entries: list, default: str) -> str:
+    """`vtok models`: one paragraph per ModelEntry, the default marked."""
+    paragraphs = []
+    for e in entries:
+        stride = e.config.stride
+        rows = [
+            ("quantizer", f"{_quantizer(e.config.quantizer)}, one token per {stride}x{stride} pixels"),
+            ("quality", _quality(e.metrics)),
+            ("file", f"{e.path} ({e.origin}, sha256 {e.sha256[:16]}…)"),
+        ]
+        title = e.name + (" (default)" if e.name == default else "")
+        paragraphs.append(title + "\n" + "\n".join("  " + line for line in aligned(rows).splitlines()))
+    return "\n\n".join(paragraphs)
 
 
 def bench_report(runs: list, *, frames: int, size: int) -> None:

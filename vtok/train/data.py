@@ -160,7 +160,10 @@ class WindowSampler:
         self.videos = [a for a in self.videos if min(a.shape[1:3]) >= size]
         self.images = [a for a in self.images if min(a.shape[:2]) >= size + PAN * frames]
         if not self.videos and not self.images:
-            raise MediaError(f"no source has {frames} frames of at least {size}x{size} pixels")
+            raise MediaError(
+                f"no source is large enough: a video needs {2 * frames} frames (windows of {frames} and a "
+                f"held-out end) of at least {size}x{size} pixels, a still {size + PAN * frames}x{size + PAN * frames}"
+            )
         self.weights = [math.sqrt(len(a)) for a in self.videos]
         if device is not None:
             self.videos = [torch.from_numpy(np.array(a)).to(device) for a in self.videos]
