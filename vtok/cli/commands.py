@@ -250,68 +250,70 @@ def models(as_json: Json = False) -> None:
     print(models_text(entries, default=DEFAULT_MODEL))
 
 
+# train's own options, named here so that its signature stays readable
+TrainSources = Annotated[
+    list[Path],
+    typer.Argument(
+        help="Folders or files of videos and images, or one windows .safetensors saved by --save-windows.",
+        metavar="SOURCES",
+    ),
+]
+Architecture = Annotated[
+    str,
+    typer.Option(
+        help="Architecture to train: vtok-fsq, vtok-lfq, or the first design, vtok-fsq-s8 / vtok-lfq-s8.",
+        metavar="ARCH",
+    ),
+]
+RunFolder = Annotated[
+    Path,
+    typer.Option(
+        "--output", "--out", "-o", help="Folder for NAME.safetensors and manifest.json (not vtok/weights/).",
+        metavar="DIR",
+    ),
+]  # fmt: skip
+FixedWindows = Annotated[
+    int,
+    typer.Option(help="Sample this many fixed windows up front; 0 draws fresh ones every step.", min=0, metavar="N"),
+]
+FrameCache = Annotated[
+    Path | None,
+    typer.Option(
+        help="Folder of decoded training frames [default: $VTOK_CACHE or ~/.cache/vtok/frames].", metavar="DIR"
+    ),
+]
+MasksAfter = Annotated[
+    float,
+    typer.Option(
+        help="Share of the schedule at the full budget before random keep masks start.", min=0, max=1, metavar="SHARE"
+    ),
+]
+Resume = Annotated[
+    Path | None,
+    typer.Option(
+        help="A checkpoint to resume (weights, optimizer, schedule), or weights to fine-tune.", metavar="FILE"
+    ),
+]
+
+
 @app.command()
 def train(
-    sources: Annotated[
-        list[Path],
-        typer.Argument(
-            help="Folders or files of videos and images, or one windows .safetensors saved by --save-windows.",
-            metavar="SOURCES",
-        ),
-    ],
-    model: Annotated[
-        str,
-        typer.Option(
-            help="Architecture to train: vtok-fsq, vtok-lfq, or the first design, vtok-fsq-s8 / vtok-lfq-s8.",
-            metavar="ARCH",
-        ),
-    ] = "vtok-fsq",
-    output: Annotated[
-        Path,
-        typer.Option(
-            "--output",
-            "--out",
-            "-o",
-            help="Folder for NAME.safetensors and manifest.json (not vtok/weights/).",
-            metavar="DIR",
-        ),
-    ] = Path("runs"),
+    sources: TrainSources,
+    model: Architecture = "vtok-fsq",
+    output: RunFolder = Path("runs"),
     steps: Annotated[int, typer.Option(help="Stop after this many steps.", metavar="N")] = 1_000_000,
     minutes: Annotated[
         float, typer.Option(help="Stop after this many minutes; the LR schedule spans it.", metavar="M")
     ] = 30.0,
-    windows: Annotated[
-        int,
-        typer.Option(
-            help="Sample this many fixed windows up front; 0 draws fresh ones every step.", min=0, metavar="N"
-        ),
-    ] = 0,
+    windows: FixedWindows = 0,
     save_windows: Annotated[Path | None, typer.Option(help="Save the fixed windows here.", metavar="FILE")] = None,
-    cache: Annotated[
-        Path | None,
-        typer.Option(
-            help="Folder of decoded training frames [default: $VTOK_CACHE or ~/.cache/vtok/frames].", metavar="DIR"
-        ),
-    ] = None,
+    cache: FrameCache = None,
     batch: Annotated[int, typer.Option(help="Windows per step.", metavar="N")] = 16,
     crop: Annotated[int, typer.Option(help="Training crop size in pixels (a multiple of 32).", metavar="PIXELS")] = 96,
     lr: Annotated[float, typer.Option(help="Peak learning rate.", metavar="LR")] = 1e-3,
-    masks_after: Annotated[
-        float,
-        typer.Option(
-            help="Share of the schedule at the full budget before random keep masks start.",
-            min=0,
-            max=1,
-            metavar="SHARE",
-        ),
-    ] = 0.0,
+    masks_after: MasksAfter = 0.0,
     device: Device = "auto",
-    resume: Annotated[
-        Path | None,
-        typer.Option(
-            help="A checkpoint to resume (weights, optimizer, schedule), or weights to fine-tune.", metavar="FILE"
-        ),
-    ] = None,
+    resume: Resume = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace a same-name model in the output.")] = False,
 ) -> None:
     """Train a tokenizer and write its weights and manifest entry."""
