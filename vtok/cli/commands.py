@@ -139,7 +139,14 @@ def inspect(
 def trim(
     src: Annotated[Path, typer.Argument(help="Input .vtok file.", dir_okay=False)],
     output: Output,
-    max_tokens: Annotated[float, typer.Option(help="Keep at most this many tokens per frame in every block.", min=0.0)],
+    max_tokens: Annotated[
+        float,
+        typer.Option(
+            help="Keep at most this many tokens per frame in every block, a short last block over its own "
+            "frames; at least one token per tile stays.",
+            min=0.0,
+        ),
+    ],
     force: Force = False,
 ) -> None:
     """Lower a .vtok file's budgets without re-encoding; the result decodes with the same model."""
