@@ -173,7 +173,13 @@ def trim(
     src: Annotated[Path, typer.Argument(help="Input .vtok file.", dir_okay=False, metavar="VTOK")],
     output: Output,
     max_tokens: Annotated[
-        float, typer.Option(help="Keep at most this many tokens per frame in every block.", min=0.0, metavar="N")
+        float,
+        typer.Option(
+            help="Keep at most this many tokens per frame in every block, a short last block over its own "
+            "frames; at least one token per tile stays.",
+            min=0.0,
+            metavar="N",
+        ),
     ],
     force: Force = False,
 ) -> None:

@@ -47,11 +47,41 @@ def _saved(s: dict) -> str:
     )
 
 
+def _figure(value: float, spec: str = ".1f") -> str:
+    """`value` formatted by `spec`, or to two significant digits under 1, so that a small figure
+    (a quarter token per frame, a ratio under 1:1) never reads as 0."""
+    return format(value, spec) if value == 0 or abs(value) >= 1 else f"{value:.2g}"
+
+
+def _per_frame_chart(s: dict) -> str:
+    """Tokens per frame block by block, each against its own full budget (a short last block's is
+    higher), and the full budget."""
+    tpf, values = s["tokens_per_frame"], s["tokens_per_frame_by_block"]
+    budgets = [tpf["full_budget"]] * len(values)
+    if budgets:
+        budgets[-1] = tpf["full_budget_last_block"]
+    shares = [v / b if b else 0.0 for v, b in zip(values, budgets, strict=True)]
+    last = ""
+    if values and tpf["full_budget_last_block"] != tpf["full_budget"]:
+        frames = s["frames"] - (s["blocks"] - 1) * s["block_frames"]
+        last = f"; {_figure(tpf['full_budget_last_block'], ',.0f')} in the last block, of {frames} frames"
+    return sparkline(shares, 1.0) + f" (full budget {_figure(tpf['full_budget'], ',.0f')}{last})"
+
+
+def _flagged(flagged: list[int], shown: int = 20) -> str:
+    """How many blocks miss the threshold, and the first `shown` of them."""
+    text = f"{len(flagged)} blocks miss the threshold even at the full budget"
+    if flagged:
+        text += ": " + ", ".join(str(b) for b in flagged[:shown])
+    if len(flagged) > shown:
+        text += f" … and {len(flagged) - shown} more"
+    return text
+
+
 def inspect_rows(s: dict) -> list[tuple[str, str]]:
     """The rows `vtok inspect` prints, from the dict of vtok.codec.inspect.inspect_file."""
     tpf = s["tokens_per_frame"]
     audio = f" (video only; audio {s['audio_bytes']:,} bytes)" if s["audio"] else ""
-    flagged = s["flagged_blocks"]
     return [
         ("file", f"{s['path']} ({s['file_bytes']:,} bytes, {s['chunks']} block chunks, checksums {s['checksums']})"),
         ("model", f"{s['model']} (sha256 {s['model_sha256'][:16]}…), {_quantizer(s['quantizer'])}, "
@@ -61,13 +91,12 @@ def inspect_rows(s: dict) -> list[tuple[str, str]]:
                   + (f", shown turned {s['rotation']}° clockwise" if s["rotation"] else "")),
         ("blocks", _blocks(s)),
         ("tokens", f"{s['tokens']:,} of a full budget of {s['full_budget_tokens']:,}; per frame min "
-                   f"{tpf['min']:.1f}, median {tpf['median']:.1f}, max {tpf['max']:.1f}"),
+                   f"{_figure(tpf['min'])}, median {_figure(tpf['median'])}, max {_figure(tpf['max'])}"),
         ("saved", _saved(s)),
-        ("per frame", sparkline(s["tokens_per_frame_by_block"], tpf["full_budget"])
-                      + f" (full budget {tpf['full_budget']:.0f})"),
-        ("size", f"{s['bits_per_pixel']:.4f} bits per pixel, {s['compression_ratio']:.0f}:1 against raw RGB{audio}"),
-        ("flagged", f"{len(flagged)} blocks miss the threshold even at the full budget"
-                    + (f": {flagged[:20]}" if flagged else "")),
+        ("per frame", _per_frame_chart(s)),
+        ("size", f"{s['bits_per_pixel']:.4f} bits per pixel, {_figure(s['compression_ratio'], '.0f')}:1 "
+                 f"against raw RGB{audio}"),
+        ("flagged", _flagged(s["flagged_blocks"])),
     ] + [("note", note) for note in s["source_notes"]]  # fmt: skip
 
 

@@ -14,6 +14,9 @@ __all__ = ["inspect_file", "verify_file", "plot_tokens"]
 def inspect_file(*, path: Path, plot: Path | None = None, force: bool = False) -> dict:
     """Summarise the `.vtok` file at `path` as a JSON-ready dict (key `tokens`: total stored tokens).
 
+    Tokens per frame are a block's tokens over the frames it holds, so a short last block, which
+    codes a whole grid for fewer frames, has its own, higher full budget (`full_budget_last_block`).
+
     Savings are counted against the fixed full budget (one token per position in every block):
     `rlt_share` is the share of it that runs made unnecessary, `elastic_share` the share the
     per-tile budgets left out, and `savings` the full budget over the tokens stored.
@@ -33,8 +36,6 @@ def inspect_file(*, path: Path, plot: Path | None = None, force: bool = False) -
     size = path.stat().st_size
     audio_bytes = len(audio) if audio is not None else 0
     video_bytes = size - audio_bytes  # the rate of the tokens, comparable with video codecs
-    per_block_frame = np.array(codes, float) / np.maximum(frames, 1)
-    per_frame = np.repeat(per_block_frame, frames)
     pixels = h.width * h.height * max(h.frames, 1)
     full = h.tokens_per_block * h.blocks
     stored, rlt_saved = int(sum(codes)), int(sum(runs))
@@ -48,13 +49,9 @@ def inspect_file(*, path: Path, plot: Path | None = None, force: bool = False) -
             "rlt_share": rlt_saved / full if full else 0.0,
             "elastic_share": (full - rlt_saved - stored) / full if full else 0.0,
             "tile_levels": {str(k): int(v) for k, v in enumerate(level_counts)},
-            "tokens_per_frame": {
-                "min": float(per_frame.min()) if per_frame.size else 0.0,
-                "median": float(np.median(per_frame)) if per_frame.size else 0.0,
-                "max": float(per_frame.max()) if per_frame.size else 0.0,
-                "full_budget": h.tokens_per_block / h.block_frames,
-            },
-            "tokens_per_frame_by_block": [round(v, 2) for v in per_block_frame.tolist()],
+        }
+        | _per_frame_figures(h, codes, frames)
+        | {
             "flagged_blocks": flagged,
             "file_bytes": size,
             "audio_bytes": audio_bytes,
@@ -95,6 +92,24 @@ def _tally(reader: VtokReader) -> tuple[list[int], list[int], list[int], list[in
     return codes, frames, runs, flagged, level_counts
 
 
+def _per_frame_figures(h, codes: list[int], frames: list[int]) -> dict:
+    """Tokens per frame: each block's tokens over the frames it holds; min, median and max over
+    frames; the full budget of a whole block, and of the last (higher where it is short: it codes a
+    whole grid for fewer frames)."""
+    per_block = np.array(codes, float) / np.maximum(frames, 1)
+    per_frame = np.repeat(per_block, frames)
+    return {
+        "tokens_per_frame": {
+            "min": float(per_frame.min()) if per_frame.size else 0.0,
+            "median": float(np.median(per_frame)) if per_frame.size else 0.0,
+            "max": float(per_frame.max()) if per_frame.size else 0.0,
+            "full_budget": h.tokens_per_block / h.block_frames,
+            "full_budget_last_block": h.tokens_per_block / (frames[-1] if frames else h.block_frames),
+        },
+        "tokens_per_frame_by_block": [round(v, 2) for v in per_block.tolist()],
+    }
+
+
 def _header_figures(h) -> dict:
     """What the header alone says."""
     return {
@@ -130,7 +145,10 @@ def plot_tokens(stats: dict, out: Path) -> None:
     t = np.arange(len(per_block)) * stats["block_frames"]
     fig, ax = plt.subplots(figsize=(9, 3.2), dpi=120)
     ax.step(t, per_block, where="post", label="tokens per frame")
-    ax.axhline(stats["tokens_per_frame"]["full_budget"], color="grey", ls="--", label="full budget")
+    tpf = stats["tokens_per_frame"]
+    ax.axhline(tpf["full_budget"], color="grey", ls="--", label="full budget")
+    if per_block and tpf["full_budget_last_block"] != tpf["full_budget"]:  # a short last block
+        ax.hlines(tpf["full_budget_last_block"], t[-1], stats["frames"], color="grey", ls="--")
     for b in stats["flagged_blocks"]:
         ax.axvspan(b * stats["block_frames"], (b + 1) * stats["block_frames"], color="red", alpha=0.2)
     ax.set_xlabel("frame")
