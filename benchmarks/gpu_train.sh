@@ -26,8 +26,9 @@ PY=${PYTHON:-python3}
 case "${1:-}" in
 prepare)
     mkdir -p .gpu-data .whl
-    grep -qx '/.gpu-data/' .git/info/exclude 2>/dev/null || echo '/.gpu-data/' >> .git/info/exclude
-    grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
+    exclude=$(git rev-parse --git-path info/exclude)  # .git is a file in a worktree
+    grep -qx '/.gpu-data/' "$exclude" 2>/dev/null || echo '/.gpu-data/' >> "$exclude"
+    grep -qx '/.whl/' "$exclude" 2>/dev/null || echo '/.whl/' >> "$exclude"
     rm -rf .gpu-data/videos .gpu-data/images
     cp -r ../shared/data/videos/train .gpu-data/videos
     "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
@@ -45,11 +46,7 @@ prepare)
     ;;
 run)
     : "${OUT:?set OUT to the folder for the weights and log}"
-    if ! "$PY" -c "import zstandard" 2> /dev/null && compgen -G ".whl/*.whl" > /dev/null; then
-        "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/vtok-site .whl/*.whl
-        export PYTHONPATH=/tmp/vtok-site${PYTHONPATH:+:$PYTHONPATH}
-    fi
-    export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+    source benchmarks/gpu_env.sh  # the carried wheels, and the checkout on PYTHONPATH
     # prerequisites first, so that no device time goes to a run that cannot finish
     "$PY" - "$DEVICE" "$DATA" "$RESUME" "$MODEL" "$BATCH" "$CROP" "$MINUTES" "$MASKS_AFTER" <<'PYCHECK'
 import importlib.util, sys

@@ -32,7 +32,7 @@ def cuda_ms(fn, repeat: int = 50) -> float:
         fn()
         b.record()
         torch.cuda.synchronize()
-        times.append(a.elapsedcuda_ms(b))
+        times.append(a.elapsed_time(b))
     return statistics.median(times)
 
 
@@ -92,19 +92,31 @@ def kernel_cases(h: int, w: int, b: int) -> list[KernelCase]:
 
 
 def measure(case: KernelCase, copy_gbs: float) -> dict:
-    """GB/s of one kernel's three versions, against the device copy."""
+    """GB/s of one kernel's three versions, against the device copy. A version that fails (say,
+    torch.compile without a working compiler) gets None and its error; the others still count."""
     extra = cuda_ms(case.overhead) if case.overhead else 0.0
-    ms = [max(cuda_ms(f) - extra, 1e-6) for f in (case.cupy, case.eager, case.compiled)]
-    gbs = [case.nbytes / m / 1e6 for m in ms]
-    return {
-        "kernel": case.name,
-        "bytes": case.nbytes,
-        "cupy_gbs": gbs[0],
-        "share_of_copy": gbs[0] / copy_gbs,
-        "eager_gbs": gbs[1],
-        "compiled_gbs": gbs[2],
-        "cupy_vs_eager": ms[1] / ms[0],
-    }
+    row: dict = {"kernel": case.name, "bytes": case.nbytes}
+    for version, fn in (("cupy", case.cupy), ("eager", case.eager), ("compiled", case.compiled)):
+        try:
+            row[f"{version}_gbs"] = case.nbytes / max(cuda_ms(fn) - extra, 1e-6) / 1e6
+        except Exception as e:  # recorded, and the next version is still measured
+            row[f"{version}_gbs"], row[f"{version}_error"] = None, f"{type(e).__name__}: {e}"[:300]
+    cupy, eager = row["cupy_gbs"], row["eager_gbs"]
+    row["share_of_copy"] = cupy / copy_gbs if cupy else None
+    row["cupy_vs_eager"] = cupy / eager if cupy and eager else None
+    return row
+
+
+def _cell(value: float | None, fmt: str, unit: str = "") -> str:
+    return "failed" if value is None else format(value, fmt) + unit
+
+
+def _table_row(r: dict) -> str:
+    """One kernel's row of the printed table; a failed version reads 'failed'."""
+    share = r["share_of_copy"] and 100 * r["share_of_copy"]
+    cells = [f"{r['bytes'] / 1e6:.1f} MB", _cell(r["cupy_gbs"], ".0f"), _cell(share, ".0f", "%")]
+    cells += [_cell(r["eager_gbs"], ".0f"), _cell(r["compiled_gbs"], ".0f"), _cell(r["cupy_vs_eager"], ".1f", "x")]
+    return f"| {r['kernel']} | " + " | ".join(cells) + " |"
 
 
 def main() -> None:
@@ -124,10 +136,7 @@ def main() -> None:
     print("| kernel | bytes | cupy GB/s | % of copy | torch eager GB/s | torch.compile GB/s | cupy vs eager |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(
-            f"| {r['kernel']} | {r['bytes'] / 1e6:.1f} MB | {r['cupy_gbs']:.0f} | {100 * r['share_of_copy']:.0f}% | "
-            f"{r['eager_gbs']:.0f} | {r['compiled_gbs']:.0f} | {r['cupy_vs_eager']:.1f}x |"
-        )
+        print(_table_row(r))
     meta = {"device": device, "copy_gbs": copy_gbs, "size": args.size, "batch": args.batch}
     save_results(args.out, {**meta, "kernels": rows})
 

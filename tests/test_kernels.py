@@ -29,12 +29,10 @@ def test_reference_lfq_matches_the_quantizer():
 
 
 def _real_block(clip, device):
-    import numpy as np
-
-    from vtok.media.video import read_frames
     from vtok.model.pixels import to_model
+    from vtok.train.data import _decode_all  # PyAV, or OpenCV where it is missing (the lent GPU machines)
 
-    frames = np.stack(list(read_frames(clip))[:8]).reshape(2, 4, 138, 250, 3)
+    frames = _decode_all(clip)[:8].reshape(2, 4, 138, 250, 3)
     return to_model(frames, 8, device)
 
 
