@@ -33,7 +33,7 @@ def _blocks(s: dict) -> str:
     keyframes = f"a keyframe every {s['keyframe_interval']} blocks, " if s["keyframe_interval"] else ""
     runs = f"under {s['rlt_threshold'] * 255:.1f}/255" if s["rlt_threshold"] > 0 else "off"
     return (
-        f"{s['blocks']} of {s['block_frames']} frames, grid {s['grid'][0]}x{s['grid'][1]} "
+        f"{plural(s['blocks'], 'block')} of {plural(s['block_frames'], 'frame')}, grid {s['grid'][0]}x{s['grid'][1]} "
         f"(one token per {s['token_stride']}x{s['token_stride']} pixels), {keyframes}"
         f"threshold {s['threshold']:g}, runs {runs}"
     )
@@ -64,13 +64,14 @@ def _per_frame_chart(s: dict) -> str:
     last = ""
     if values and tpf["full_budget_last_block"] != tpf["full_budget"]:
         frames = s["frames"] - (s["blocks"] - 1) * s["block_frames"]
-        last = f"; {_figure(tpf['full_budget_last_block'], ',.0f')} in the last block, of {frames} frames"
+        last = f"; {_figure(tpf['full_budget_last_block'], ',.0f')} in the last block, of {plural(frames, 'frame')}"
     return sparkline(shares, 1.0) + f" (full budget {_figure(tpf['full_budget'], ',.0f')}{last})"
 
 
 def _flagged(flagged: list[int], shown: int = 20) -> str:
     """How many blocks miss the threshold, and the first `shown` of them."""
-    text = f"{len(flagged)} blocks miss the threshold even at the full budget"
+    verb = "misses" if len(flagged) == 1 else "miss"
+    text = f"{plural(len(flagged), 'block')} {verb} the threshold even at the full budget"
     if flagged:
         text += ": " + ", ".join(str(b) for b in flagged[:shown])
     if len(flagged) > shown:
@@ -86,7 +87,7 @@ def inspect_rows(s: dict) -> list[tuple[str, str]]:
         ("file", f"{s['path']} ({s['file_bytes']:,} bytes, {s['chunks']} block chunks, checksums {s['checksums']})"),
         ("model", f"{s['model']} (sha256 {s['model_sha256'][:16]}…), {_quantizer(s['quantizer'])}, "
                   f"{s['codebook_size']:,} codes"),
-        ("video", f"{s['width']}x{s['height']}, {s['frames']} frames at {s['rate']} fps ({s['fps']}), "
+        ("video", f"{s['width']}x{s['height']}, {plural(s['frames'], 'frame')} at {s['rate']} fps ({s['fps']}), "
                   f"source {s['source']}" + (", with audio" if s["audio"] else "")
                   + (f", shown turned {s['rotation']}° clockwise" if s["rotation"] else "")),
         ("blocks", _blocks(s)),
