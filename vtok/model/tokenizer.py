@@ -223,9 +223,23 @@ class Tokenizer(nn.Module):
         return self.pixels(zq, keep, context), z, indices
 
     @torch.no_grad()
+    def exact_latent(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, 3, F, H, W) in [-1, 1] -> latent float32 (B, D, H/s, W/s), bit-identical on any number
+        of threads, so that a video gets the same codes however many threads encode it.
+
+        The last 1x1 projection runs in float64: oneDNN splits its reduction differently with the
+        thread count, and a latent a few ulps away can round to another code. Float64 takes the
+        native, thread-independent path; the layer is narrow (width -> D), so it costs little.
+        """
+        b, _, f, h, w = x.shape
+        y = self.encoder[:-1](F.pixel_unshuffle(x.reshape(b, 3 * f, h, w), 4))
+        last = self.encoder[-1]
+        return F.conv2d(y.double(), last.weight.double(), last.bias.double()).float()
+
+    @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, 3, F, H, W) in [-1, 1] -> indices int64 (B, H/s, W/s); fused kernels on CUDA (vtok.kernels)."""
-        z = self.latent(x).float()
+        z = self.exact_latent(x)
         if self.config.quantizer["kind"] == "fsq":
             return kernels.fsq_indices(z, self.quantizer.levels).long()
         return kernels.lfq_indices(z).long()
