@@ -66,3 +66,16 @@ def test_train_on_a_too_short_clip_says_what_it_needs(tmp_path):
     r = runner.invoke(app, [str(a) for a in args])
     assert r.exit_code == 1 and "no source is large enough: a video needs" in r.stderr
     assert "stack" not in r.stderr
+
+
+def test_progress_in_a_log_prints_a_plain_line_every_ten_seconds(monkeypatch, capsys):
+    from vtok.cli import options
+
+    clock = [0.0]
+    monkeypatch.setattr(options.time, "monotonic", lambda: clock[0])
+    with options.progress("encode x.mp4") as advance:  # pytest's stderr is not a terminal
+        for _ in range(25):
+            clock[0] += 1.0
+            advance(4, 100)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["encode x.mp4: 40/100 frames", "encode x.mp4: 80/100 frames"]
