@@ -79,3 +79,20 @@ def test_progress_in_a_log_prints_a_plain_line_every_ten_seconds(monkeypatch, ca
             advance(4, 100)
     lines = capsys.readouterr().err.splitlines()
     assert lines == ["encode x.mp4: 40/100 frames", "encode x.mp4: 80/100 frames"]
+
+
+@pytest.mark.parametrize("device", ["foo", "mps", "xpu", "meta"])
+def test_an_unknown_device_is_one_line_before_any_work(device, clip, tmp_path):
+    from test_container import write_small
+
+    vt = tmp_path / "a.vtok"
+    write_small(vt)
+    commands = {
+        "encode": ["encode", clip, "-o", tmp_path / "o.vtok"],
+        "decode": ["decode", vt, "-o", tmp_path / "o.mp4"],
+        "train": ["train", clip, "-o", tmp_path / "run", "--cache", tmp_path / "cache"],
+    }
+    for args in commands.values():
+        r = runner.invoke(app, [str(a) for a in [*args, "--device", device]])
+        assert r.exit_code == 2 and r.stderr.count("\n") == 1 and "(see --device)" in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.vtok"]  # no output, run folder or cache
