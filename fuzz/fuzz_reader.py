@@ -6,10 +6,10 @@
 out of the repository). Each input is read as a `.vtok` file from memory twice: as it is, and
 with every checksum it carries recomputed, so that mutations also reach the parsing behind the
 CRCs. Reading means: the header, `verify()`, every block, every state, `block(i)` for the first,
-middle and last i, and `audio()`. The only exception allowed out is ContainerError; any other
-exception, an input that runs past -timeout, or memory past the address-space bound set below
-(MemoryError) is a bug. Without atheris, tests/test_fuzz.py drives the same target with seeded
-mutations.
+middle and last i, the tokens of those blocks' first frames (`reader[t]`), and `audio()`. The
+only exception allowed out is ContainerError; any other exception, an input that runs past
+-timeout, or memory past the address-space bound set below (MemoryError) is a bug. Without
+atheris, tests/test_fuzz.py drives the same target with seeded mutations.
 """
 
 import io
@@ -65,6 +65,7 @@ def read_everything(data: bytes) -> None:
         picks = sorted({0, n // 2, n - 1}) if n else []
         steps = [reader.verify, lambda: list(reader.blocks()), lambda: list(reader.states()), reader.audio]
         steps += [lambda i=i: reader.block(i) for i in picks]
+        steps += [lambda i=i: reader[i * reader.header.block_frames] for i in picks]  # random access: runs walked back
         for step in steps:
             try:
                 step()

@@ -8,17 +8,21 @@ Reading a `.vtok` file needs only numpy and zstandard:
         for block in f.states():  # one per block of f.header.block_frames frames
             codes, keep = block.indices, block.keep  # int64, bool (rows, cols); False: infill
             ...
+        window = f[8:16]  # the tokens of frames 8..15 alone, through the seek index (vtok.format.access)
+
+Training loaders over folders of `.vtok` files are in vtok.data.
 """
 
 from pathlib import Path
 
 from vtok.errors import ContainerError, MediaError, ModelError, OutputError, VtokError, VtokWarning
-from vtok.format import Block, Header, VtokReader, VtokWriter
+from vtok.format import Block, Header, TokenWindow, VtokReader, VtokWriter
 
 __all__ = [
     "open",
     "Header",
     "Block",
+    "TokenWindow",
     "VtokReader",
     "VtokWriter",
     "VtokError",

@@ -39,20 +39,27 @@ class Block:
         """bool (rows, cols): the positions whose codes this block stores."""
         return stored_positions(self.run_mask, self.tile_levels, self.levels)
 
-    def state(self, previous: "BlockState | None") -> "BlockState":
-        """The decoder's input for this block: every position's code and whether it is kept."""
-        rows, cols = self.run_mask.shape
-        indices = np.zeros((rows, cols), np.int64)
+    def own_state(self) -> "BlockState":
+        """What this block stores, with nothing carried in: indices int64 (rows, cols), its codes at the
+        stored positions and 0 elsewhere; keep bool (rows, cols), the stored positions. Exact wherever
+        the block does not continue a run."""
         fresh = self.fresh_keep()
-        keep = fresh
+        indices = np.zeros(fresh.shape, np.int64)
+        indices.reshape(-1)[ordered_positions(fresh, self.levels)] = self.codes
+        return BlockState(indices, fresh)
+
+    def state(self, previous: "BlockState | None") -> "BlockState":
+        """The decoder's input for this block: every position's code and whether it is kept.
+
+        previous: the state of the block before; only its values where this block continues runs are read.
+        """
+        own = self.own_state()
         if self.run_mask.any():
             if previous is None:
                 raise ContainerError(f"block {self.index} continues runs but has no previous block")
-            indices[self.run_mask] = previous.indices[self.run_mask]
-            keep = keep | (self.run_mask & previous.keep)
-        flat = indices.reshape(-1)
-        flat[ordered_positions(fresh, self.levels)] = self.codes
-        return BlockState(indices, keep)
+            own.indices[self.run_mask] = previous.indices[self.run_mask]
+            own.keep = own.keep | (self.run_mask & previous.keep)
+        return own
 
 
 @dataclass

@@ -17,6 +17,7 @@ import numpy as np
 import zstandard
 
 from vtok.errors import ContainerError
+from vtok.format.access import TokenWindow, read_window
 from vtok.format.blocks import Block, BlockState
 from vtok.format.chunks import (
     BLKS_HEAD,
@@ -37,6 +38,8 @@ from vtok.format.writer import VtokWriter
 
 __all__ = ["VtokReader", "VtokWriter", "MAGIC", "VERSION"]
 
+CACHED_CHUNKS = 2  # decompressed block chunks a reader keeps for `block` and `tokens`
+
 
 def _kind_name(kind: bytes) -> str:
     """A chunk type for an error message: its letters, or its escaped bytes when a damaged file
@@ -50,6 +53,9 @@ class VtokReader:
     source: a path, or a binary file object that can seek (an open file, io.BytesIO); the reader
     closes only files it opened. Every chunk's CRC is checked when it is read; `verify` checks them
     all without decompressing. Use as a context manager.
+
+    `reader.tokens(a, b)` or `reader[a:b]` reads the tokens of frames [a, b) (vtok.format.access).
+    chunks_read: the block chunks decompressed so far, a measure of the work reading did.
     """
 
     def __init__(self, source: "str | os.PathLike | BinaryIO"):
@@ -62,6 +68,9 @@ class VtokReader:
             self._name = self.path.name
             self._f, self._owned = self._open(self.path), True
         self._dctx = None  # made on the first decompression: opening and verify never need it
+        self.chunks_read = 0
+        self._cache: dict[int, list[Block]] = {}  # chunk number: its blocks, least recently used first
+        self._last_state: tuple[int, BlockState] | None = None  # the last block `tokens` resolved, and its state
         try:
             self._size = self._f.seek(0, io.SEEK_END)
             self.header = self._read_header()
@@ -254,6 +263,7 @@ class VtokReader:
     def _decompress_chunk(self, i: int) -> tuple[bytes, np.ndarray]:
         """Block chunk i, decompressed and checked against the index: (raw bytes, its records)."""
         entry = self._index[i]
+        self.chunks_read += 1
         kind, payload = self._read_chunk(int(entry["offset"]), self._entry_label(i))
         if kind != b"BLKS":
             raise self._fail(f"index entry {i} does not point at a block chunk")
@@ -317,11 +327,36 @@ class VtokReader:
             yield from self._chunk_blocks(i)
 
     def block(self, index: int) -> Block:
-        """One block by number, through the seek index."""
+        """One block by number, through the seek index. The last CACHED_CHUNKS chunks read stay decompressed."""
         if not 0 <= index < self.header.blocks:
             raise IndexError(f"block {index} is outside 0..{self.header.blocks - 1}")
         i = int(np.searchsorted(self._index["first_block"], index, side="right")) - 1
-        return self._chunk_blocks(i)[index - int(self._index[i]["first_block"])]
+        blocks = self._cache.pop(i, None) or self._chunk_blocks(i)
+        self._cache[i] = blocks
+        while len(self._cache) > CACHED_CHUNKS:
+            del self._cache[next(iter(self._cache))]
+        return blocks[index - int(self._index[i]["first_block"])]
+
+    def tokens(self, start: int, stop: int) -> TokenWindow:
+        """The tokens of frames [start, stop), 0 <= start <= stop <= header.frames: the blocks that
+        overlap them, runs resolved (vtok.format.access). Raises IndexError outside the file."""
+        return read_window(self, start, stop)
+
+    __iter__ = None  # reader[t] indexes frames, which would make a reader iterable one frame at a time: use blocks()
+
+    def __getitem__(self, frames: "int | slice") -> TokenWindow:
+        """`reader[a:b]`: the tokens of frames [a, b), as `tokens(a, b)` after Python's slice rules
+        (negative numbers count from the end; the step must be 1). `reader[t]`: frame t alone."""
+        n = self.header.frames
+        if isinstance(frames, slice):
+            start, stop, step = frames.indices(n)
+            if step != 1:
+                raise ValueError(f"frame slices take no step other than 1, not {step}")
+            return read_window(self, start, max(start, stop))
+        t = frames + n if frames < 0 else frames
+        if not 0 <= t < n:
+            raise IndexError(f"frame {frames} is outside 0..{n - 1}")
+        return read_window(self, t, t + 1)
 
     def states(self) -> Iterator[BlockState]:
         """Each block's decoder input, runs resolved: indices int64 (rows, cols), keep bool (rows, cols)."""
