@@ -47,17 +47,21 @@ def _encode(tmp, name, model, monkeypatch, **kwargs):
 
 @pytest.fixture(scope="module")
 def encoded(tmp_path_factory):
-    """Two real encodes of the same clip: with keyframes every 2 blocks (a tiny model with context),
-    and without (the shipped model: runs may reach back across chunks)."""
+    """Three real encodes of the same clip: with keyframes every 2 blocks (a tiny model with context),
+    the shipped model with keyframes (where its runs restart) every 4 blocks, and without keyframes
+    (as files written before they existed: runs may reach back across chunks)."""
     tmp = tmp_path_factory.mktemp("access")
     torch.manual_seed(0)
     state = {k: v.detach() for k, v in Tokenizer(CONTEXT).state_dict().items()}
     export(TrainResult(0, 0, {}, state), name="tiny", config=CONTEXT, out_dir=tmp / "w", data=[])
     with pytest.MonkeyPatch.context() as mp:  # thresholds that give this clip a mix of budgets
         mp.setattr("vtok.codec.encode.KEYFRAME_INTERVAL", 2)
+        mp.setattr("vtok.codec.encode.RUN_KEYFRAME_INTERVAL", 4)  # one chunk
         keyframes = _encode(tmp, "keyframes", f"{tmp / 'w'}#tiny", mp, threshold=0.6)
+        restarts = _encode(tmp, "restarts", "vtok-fsq", mp, threshold=0.4)  # runs restart at keyframes
+        mp.setattr("vtok.codec.encode.RUN_KEYFRAME_INTERVAL", 0)  # as files before keyframes without context
         plain = _encode(tmp, "plain", "vtok-fsq", mp, threshold=0.4)
-    return {"keyframes": keyframes, "plain": plain}
+    return {"keyframes": keyframes, "plain": plain, "restarts": restarts}
 
 
 def _sequential(path):
@@ -69,7 +73,7 @@ def _chunk_of(block):
     return block // BLOCKS_PER_CHUNK
 
 
-@pytest.mark.parametrize("kind", ["keyframes", "plain"])
+@pytest.mark.parametrize("kind", ["keyframes", "plain", "restarts"])
 def test_random_reads_equal_a_sequential_read(encoded, kind):
     h, blocks, states = _sequential(encoded[kind])
     assert h.frames == FRAMES and h.blocks == 24
@@ -92,12 +96,13 @@ def test_random_reads_equal_a_sequential_read(encoded, kind):
             assert w.indices.dtype == np.int64 and w.keep.dtype == bool and w.tile_levels.dtype == np.int8
 
 
-def test_a_file_with_keyframes_reads_only_the_chunks_a_range_overlaps(encoded):
-    h = _sequential(encoded["keyframes"])[0]
-    assert h.keyframe_interval == 2
+@pytest.mark.parametrize(("kind", "interval"), [("keyframes", 2), ("restarts", 4)])
+def test_a_file_with_keyframes_reads_only_the_chunks_a_range_overlaps(encoded, kind, interval):
+    h = _sequential(encoded[kind])[0]
+    assert h.keyframe_interval == interval
     for a in range(0, FRAMES, 3):
         b = min(a + 8, FRAMES)
-        with vtok.open(encoded["keyframes"]) as f:
+        with vtok.open(encoded[kind]) as f:
             f.tokens(a, b)
             overlapped = _chunk_of((b - 1) // h.block_frames) - _chunk_of(a // h.block_frames) + 1
             assert f.chunks_read == overlapped, (a, b)
@@ -195,3 +200,12 @@ def test_reads_that_go_on_from_the_last_one_do_not_walk_back(tmp_path):
     for w in windows:
         for j in range(len(w)):
             assert np.array_equal(w.indices[j], states[w.first_block + j].indices)
+
+
+def test_the_shipped_models_files_have_keyframes_where_runs_restart():
+    from vtok.codec.encode import KEYFRAME_INTERVAL, RUN_KEYFRAME_INTERVAL, header_for
+    from vtok.model.registry import load
+
+    model = load("vtok-fsq", "cpu")
+    h = header_for(model, width=64, height=48, rate=Fraction(24))
+    assert h.keyframe_interval == RUN_KEYFRAME_INTERVAL > KEYFRAME_INTERVAL

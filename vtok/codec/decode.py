@@ -42,7 +42,9 @@ def load_for_file(header: Header, model: "str | LoadedModel | None" = None, devi
             f"{entry.name} here has {entry.sha256[:12]}…: re-encode the source, or give the weights that made it",
             option="model",
         )
-    if (cfg.stride, cfg.levels, cfg.context) != (header.token_stride, header.levels, header.keyframe_interval > 0):
+    if (cfg.stride, cfg.levels) != (header.token_stride, header.levels) or (
+        cfg.context and not header.keyframe_interval
+    ):
         raise ModelError(f"the file's token layout does not match model {entry.name}'s", option="model")
     return loaded
 

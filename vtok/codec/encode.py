@@ -22,10 +22,22 @@ from vtok.format import FLAG_MISSED_THRESHOLD, Header, VtokWriter
 from vtok.model.pixels import to_model
 from vtok.model.registry import DEFAULT_MODEL, LoadedModel, load, pick_device
 
-__all__ = ["encode_file", "EncodeResult", "BlockCoder", "CodedBlock", "header_for", "Progress", "KEYFRAME_INTERVAL"]
+__all__ = [
+    "encode_file",
+    "EncodeResult",
+    "BlockCoder",
+    "CodedBlock",
+    "header_for",
+    "Progress",
+    "KEYFRAME_INTERVAL",
+    "RUN_KEYFRAME_INTERVAL",
+]
 
 Progress = Callable[[int, "int | None"], None]  # (frames just finished, total expected or None)
 KEYFRAME_INTERVAL = 8  # blocks (32 frames) between keyframes, for models with context
+# blocks (128 frames) between keyframes for models without context: runs restart there, so a random
+# read never walks back further than one chunk, at a small cost in tokens on static footage
+RUN_KEYFRAME_INTERVAL = 32
 
 
 @dataclass(frozen=True)
@@ -114,7 +126,7 @@ def header_for(model: LoadedModel, *, width: int, height: int, rate, source: str
         source_duration_s=duration_s,
         token_stride=cfg.stride,
         levels=cfg.levels,
-        keyframe_interval=KEYFRAME_INTERVAL if cfg.context else 0,
+        keyframe_interval=KEYFRAME_INTERVAL if cfg.context else RUN_KEYFRAME_INTERVAL,
     )
 
 
