@@ -49,7 +49,7 @@ def test_a_missing_input_fails_before_torch_is_imported(command, tmp_path):
     args = [command, str(tmp_path / "missing"), *map(str, extra)]
     p = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True)
     assert p.stdout.split() == ["False", "1"], p.stdout + p.stderr
-    assert p.stderr.strip() == f"vtok: error: {tmp_path / 'missing'}: no such file"
+    assert p.stderr.strip() in {f"vtok: error: {tmp_path / 'missing'}: no such file{s}" for s in ("", " or folder")}
 
 
 def test_counts_are_plural_only_when_they_should_be():
@@ -78,7 +78,7 @@ def test_progress_in_a_log_prints_a_plain_line_every_ten_seconds(monkeypatch, ca
             clock[0] += 1.0
             advance(4, 100)
     lines = capsys.readouterr().err.splitlines()
-    assert lines == ["encode x.mp4: 40/100 frames", "encode x.mp4: 80/100 frames"]
+    assert lines == ["encode x.mp4: 40/100 frames, 15 s left", "encode x.mp4: 80/100 frames, 5 s left"]
 
 
 @pytest.mark.parametrize("device", ["foo", "mps", "xpu", "meta"])

@@ -157,8 +157,9 @@ def test_lossless_decode_is_exact_in_every_format(pcm_vtok, tmp_path):
 )
 def test_decode_refuses_other_outputs_before_any_work(tmp_path, monkeypatch, output, message):
     monkeypatch.chdir(tmp_path)
-    r = run("decode", tmp_path / "missing.vtok", "-o", output)  # the output is refused before the input is read
+    (tmp_path / "in.vtok").write_bytes(b"not read")  # the output is refused before the input is read
+    r = run("decode", tmp_path / "in.vtok", "-o", output)
     assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.output
     assert r.stderr.startswith(f"vtok: error: {message}")
     assert ".mp4, .mov, .mkv, .webm (see --output)" in r.stderr
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["in.vtok"]

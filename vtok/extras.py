@@ -7,7 +7,7 @@ from vtok.errors import VtokError
 
 __all__ = ["require"]
 
-_EXTRA = {"matplotlib": "plot", "huggingface_hub": "hub", "cupy": "gpu"}
+_EXTRA = {"matplotlib": "plot", "huggingface_hub": "hub", "cupy": "gpu", "ray": "ray"}
 
 
 def require(module: str) -> ModuleType:

@@ -9,9 +9,19 @@ from typing import Annotated
 
 import typer
 
+import vtok.cli.options as opt
 from vtok.cli.options import Device, Force, Json, ModelSpec, Output, errors, log, progress
 from vtok.cli.options import warn as _warn
-from vtok.cli.render import aligned, bench_report, inspect_rows, model_rows, models_text, plural
+from vtok.cli.render import (
+    aligned,
+    bench_report,
+    failure_lines,
+    folder_summary,
+    inspect_rows,
+    model_rows,
+    models_text,
+    plural,
+)
 from vtok.errors import UsageError
 from vtok.files import check_input
 
@@ -45,55 +55,64 @@ def _root(
 
 @app.command()
 def encode(
-    src: Annotated[Path, typer.Argument(help="Input video: any file PyAV reads.", dir_okay=False, metavar="VIDEO")],
-    output: Output,
+    src: Annotated[
+        Path, typer.Argument(help="Input video (any file PyAV reads), or a folder of videos.", metavar="VIDEO|DIR")
+    ],
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="The .vtok file; for a folder input, the output folder.", metavar="OUT"),
+    ],
     model: ModelSpec = "vtok-fsq",
-    threshold: Annotated[
-        float,
-        typer.Option(
-            help="Target MSE per block, pixels on [-1,1] (0.003 is about 31.2 dB): each block gets the "
-            "fewest tokens that meet it. 0 is the full budget.",
-            min=0.0,
-            metavar="MSE",
-        ),
-    ] = 0.003,
-    rlt_threshold: Annotated[
-        float,
-        typer.Option(
-            help="A 16x16 patch whose mean absolute difference (pixels on [0,1]) from the start of its run "
-            "stays under this stores no tokens.",
-            min=0.0,
-            metavar="DIFF",
-            show_default="6/255",
-        ),
-    ] = 6 / 255,
-    no_rlt: Annotated[bool, typer.Option("--no-rlt", help="Turn run-length tokenization off.")] = False,
+    threshold: opt.Threshold = 0.003,
+    rlt_threshold: opt.RltThreshold = 6 / 255,
+    no_rlt: opt.NoRlt = False,
     device: Device = "auto",
-    force: Force = False,
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Overwrite the output if it exists; for a folder, redo every file.")
+    ] = False,
+    jobs: opt.Jobs = 1,
+    glob: opt.Glob = None,
+    ray: opt.Ray = False,
+    ray_address: opt.RayAddress = None,
 ) -> None:
-    """Tokenize a video into a .vtok file."""
+    """Tokenize a video into a .vtok file, or every video under a folder into a mirrored folder of them
+    with a manifest (resumable: a second run does only what is new or changed)."""
     with errors():
-        check_input(src)
+        check_input(src, folder_ok=True)
+    options = dict(model=model, threshold=threshold, rlt_threshold=0.0 if no_rlt else rlt_threshold, device=device,
+                   force=force)  # fmt: skip
+    if src.is_dir():
+        _encode_folder(src, output, options, jobs=jobs, glob=glob, ray=ray, ray_address=ray_address)
+        return
     from vtok.codec import encode_file
 
     with errors(), progress(f"encode {src.name}") as advance:
-        r = encode_file(
-            src=src,
-            dst=output,
-            model=model,
-            threshold=threshold,
-            rlt_threshold=0.0 if no_rlt else rlt_threshold,
-            force=force,
-            device=device,
-            progress=advance,
-            warn=_warn,
-        )
+        given = {"jobs": jobs != 1, "glob": glob is not None, "ray": ray, "ray_address": ray_address is not None}
+        if any(given.values()):
+            first = next(k for k, v in given.items() if v)
+            raise UsageError(f"{src}: is a file; this option is for a folder input", option=first)
+        r = encode_file(src=src, dst=output, progress=advance, warn=_warn, **options)
     print(
         f"{r.path}: {plural(r.frames, 'frame')}, {plural(r.blocks, 'block')}, {plural(r.tokens, 'token')} "
         f"({r.full_tokens / max(r.tokens, 1):.2f}x fewer than the full budget), {r.bytes} bytes, "
         f"{r.decoder_passes:.2f} decoder passes per block"
         + (f", {plural(r.flagged_blocks, 'block')} miss the threshold at the full budget" if r.flagged_blocks else "")
     )
+
+
+def _encode_folder(src: Path, output: Path, options: dict, **folder) -> None:
+    """`vtok encode DIR -o OUTDIR`: vtok.folder.encode_folder; exit 1 if any file failed."""
+    from vtok.folder import encode_folder
+
+    stopped = "the files finished so far are in the manifest, and no partial output is left; run again to resume"
+    with errors(interrupted=stopped), progress(f"encode {src.name}", "files") as advance:
+        r = encode_folder(src=src, dst=output, progress=advance, warn=_warn, **options, **folder)
+    print(folder_summary(r))
+    if r.failed:
+        for line in failure_lines(r.records):
+            log(line)
+        log(f"vtok: error: {r.failed} of {r.found} files failed; see {r.manifest}")
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -2,7 +2,16 @@
 
 import numpy as np
 
-__all__ = ["aligned", "inspect_rows", "model_rows", "models_text", "plural", "sparkline"]
+__all__ = [
+    "aligned",
+    "inspect_rows",
+    "model_rows",
+    "models_text",
+    "plural",
+    "sparkline",
+    "folder_summary",
+    "failure_lines",
+]
 
 
 def aligned(rows: list[tuple[str, str]]) -> str:
@@ -187,3 +196,22 @@ def bench_report(runs: list, *, frames: int, size: int) -> None:
                 f"{name}: elastic budgets against fixed ones at equal tokens per frame: {gain:+.2f} dB "
                 f"(mean over {clips} clips; elastic ahead on {ahead})"
             )
+
+
+def folder_summary(r) -> str:
+    """One line for a vtok.folder.FolderResult: what was done, and where the manifest is."""
+    rate = f" ({r.frames / r.seconds:.1f} frames/s)" if r.frames and r.seconds else ""
+    parts = [f"{r.ok} encoded", f"{r.current} already done", f"{r.failed} failed"] + (
+        [f"{r.skipped} skipped"] if r.skipped else []
+    )
+    return (
+        f"{r.out_dir}: {r.found} files: {', '.join(parts)}; {r.frames:,} frames, {r.tokens:,} tokens "
+        f"in {r.seconds:.1f} s{rate}; manifest {r.manifest}"
+    )
+
+
+def failure_lines(records: list, limit: int = 20) -> list[str]:
+    """A line per file that failed or was skipped, at most `limit` (the manifest has them all)."""
+    bad = [r for r in records if r.status != "ok"]
+    lines = [f"vtok: {r.status}: {r.source}: {r.error}" for r in bad[:limit]]
+    return lines + ([f"vtok: ... and {len(bad) - limit} more"] if len(bad) > limit else [])
