@@ -67,14 +67,21 @@ def test_windows_cover_every_file_of_the_folder(folder):
         assert (data[len(data) - 1]["start"], data[len(data) - 1]["stop"]) == (0, 3)
 
 
-def test_a_manifest_lists_the_files(folder):
-    manifest = folder / "out.jsonl"
-    lines = [{"input": "x.mp4", "output": "b.vtok"}, {"input": "y.mp4", "output": None, "error": "broken"}, {}]
-    manifest.write_text("\n".join(json.dumps(x) for x in lines[:2]) + "\n\n" + json.dumps({"path": "sub/c.vtok"}))
+def test_a_manifest_lists_the_files_a_folder_encode_finished(folder):
+    from vtok.folder import Record
+
+    manifest = folder / "manifest.jsonl"
+    records = [
+        Record("x.mp4", 1, 0.0, "b.vtok", "failed", error="broken"),
+        Record("y.mp4", 1, 0.0, "gone.vtok", "failed", error="broken"),
+        Record("z.mp4", 1, 0.0, "sub/c.vtok", "ok"),
+        Record("x.mp4", 1, 0.0, "b.vtok", "ok"),  # a later run redid it: the last record counts
+    ]
+    manifest.write_text("\n".join(r.to_json() for r in records) + "\n{torn")
     with TokenWindows(manifest, frames=3) as data:
         assert data.files == [folder / "b.vtok", folder / "sub" / "c.vtok"] and len(data) == 3 + 1
-    manifest.write_text(json.dumps(lines[2]))
-    with pytest.raises(vtok.VtokError, match=re.escape(f"{manifest}:1")):
+    manifest.write_text(json.dumps({"path": "b.vtok"}))
+    with pytest.raises(vtok.VtokError, match=re.escape(f"{manifest}: holds no manifest records")):
         TokenWindows(manifest, frames=3)
 
 

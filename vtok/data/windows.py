@@ -7,7 +7,6 @@ opened lazily, one handle per file and per process, so DataLoader workers never 
 position; vtok.data.dataset wraps this for torch.
 """
 
-import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from vtok.errors import ContainerError, UsageError
+from vtok.folder.manifest import read_manifest as read_folder_manifest
 from vtok.format import Header, VtokReader
 
 __all__ = ["TokenWindows", "pad_batch", "find_files", "window_bounds"]
@@ -40,25 +40,15 @@ def find_files(source: "str | os.PathLike | Iterable[str | os.PathLike]") -> lis
 
 
 def read_manifest(path: Path) -> list[Path]:
-    """The files a JSON-Lines manifest lists: one JSON object a line, its `output` (or `path`) key a
-    file name, relative to the manifest's folder; a line whose name is null (an encode that failed)
-    is skipped, and so are blank lines."""
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as e:
-        raise UsageError(f"{path}: cannot read ({e.strerror})") from None
-    files = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-            name = entry["output"] if "output" in entry else entry["path"]
-        except (ValueError, KeyError, TypeError):
-            raise UsageError(f"{path}:{number}: not a JSON object with an 'output' or 'path' key") from None
-        if name is not None:
-            files.append(Path(path).parent / name)
-    return files
+    """The `.vtok` files a folder encode's manifest (`OUT/manifest.jsonl`, vtok.folder.manifest) lists
+    as encoded: the last record of each source whose status is ok, its `output` relative to the
+    manifest's folder, in source order."""
+    if not Path(path).is_file():
+        raise UsageError(f"{path}: no such manifest")
+    records = sorted(read_folder_manifest(path).values(), key=lambda r: r.source)
+    if not records:
+        raise UsageError(f"{path}: holds no manifest records (one JSON object a line, as `vtok encode DIR` writes)")
+    return [Path(path).parent / r.output for r in records if r.status == "ok"]
 
 
 def window_bounds(frames: int, size: int, stride: int, partial: bool) -> list[tuple[int, int]]:
