@@ -171,3 +171,21 @@ def test_ray_missing_names_the_extra(tree, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     r = encode(tree, tmp_path / "out", "--ray")
     assert r.exit_code == 1 and 'pip install "vtok[ray]"' in r.stderr
+
+
+def test_an_unreachable_ray_address_fails_at_once_not_after_ray_retries():
+    import socket
+    import time
+
+    from vtok.errors import VtokError
+    from vtok.folder.ray_encode import _check_reachable
+
+    with socket.socket() as s:  # a port that nothing listens on: bound, never listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        start = time.monotonic()
+        with pytest.raises(VtokError, match=f"cannot reach a Ray cluster at 127.0.0.1:{port}") as e:
+            _check_reachable(f"127.0.0.1:{port}")
+    assert time.monotonic() - start < 5 and e.value.option == "ray_address"
+    _check_reachable("auto")  # forms Ray resolves itself are left to it
+    _check_reachable("ray://head:10001")

@@ -9,6 +9,7 @@ installed. Needs the `ray` extra: pip install "vtok[ray]".
 import json
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -85,12 +86,26 @@ def _connect(ray, address: str | None, quiet: bool) -> bool:
     """Join the cluster at `address` (or $RAY_ADDRESS), else start a local instance; True if this call did it."""
     if ray.is_initialized():
         return False
+    _check_reachable(address or os.environ.get("RAY_ADDRESS"))
     try:
         ray.init(address=address, logging_level=logging.WARNING if quiet else logging.INFO)
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = address or os.environ.get("RAY_ADDRESS") or "a local instance"
         raise VtokError(f"cannot start or reach Ray ({where}): {e}") from None
     return True
+
+
+def _check_reachable(address: str | None, timeout_s: float = 10.0) -> None:
+    """Raise a VtokError at once if a `host:port` cluster address does not answer: Ray itself keeps
+    retrying for many minutes. Other forms ("auto", "local", "ray://…") are left to Ray."""
+    if not address or "://" in address or address in ("auto", "local") or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except (OSError, ValueError) as e:
+        reason = e.strerror or str(e) if isinstance(e, OSError) else "not a port number"
+        raise VtokError(f"cannot reach a Ray cluster at {address} ({reason})", option="ray_address") from None
 
 
 def _records(todo: list[Job], settings: Settings, workers: int, cpus: float | None, quiet: bool) -> Iterator[Record]:
