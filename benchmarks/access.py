@@ -121,7 +121,7 @@ def loader_throughput(folder: Path, window: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_clip_arguments(parser, "access.json")
-    parser.add_argument("--frames", type=int, default=128, help="frames per clip (a chunk of the shipped models holds 128)")
+    parser.add_argument("--frames", type=int, default=128, help="frames per clip (a chunk holds 128)")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--threshold", type=float, default=0.003)
     parser.add_argument("--window", type=int, default=8, help="frames per random read and per loader window")
