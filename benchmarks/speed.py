@@ -63,7 +63,8 @@ def child(spec: dict) -> None:
     _patch_timers(Tokenizer, totals)
     start = time.perf_counter()
     if spec["step"] == "encode":
-        r = encode_file(src=Path(spec["src"]), dst=Path(spec["dst"]), model=model, threshold=spec["threshold"], force=True)
+        src, dst, thr = Path(spec["src"]), Path(spec["dst"]), spec["threshold"]
+        r = encode_file(src=src, dst=dst, model=model, threshold=thr, force=True)
         passes = r.decoder_passes
     else:
         r = decode_file(src=Path(spec["src"]), dst=Path(spec["dst"]), model=model, lossless=True, force=True)
@@ -111,7 +112,8 @@ def prepare(clips: list[Path], frames: int, sizes: list[str], folder: Path) -> l
 def baseline_tree(rev: str, folder: Path) -> Path:
     """A detached `git worktree` of `rev` under `folder`."""
     path = folder / "baseline"
-    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), rev], check=True, capture_output=True)
+    cmd = ["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), rev]
+    subprocess.run(cmd, check=True, capture_output=True)
     return path
 
 
