@@ -1,13 +1,14 @@
 """Decode a `.vtok` file back to a video (the format its extension names), with the source's audio
 if it had any and its rotation as a display matrix."""
 
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from vtok.codec.batching import batches, blocks_per_batch
+from vtok.codec.batching import batches, blocks_per_batch, prefetch
 from vtok.codec.encode import Progress
 from vtok.errors import ModelError, UsageError, Warn, default_warn
 from vtok.files import atomic_path, check_output
@@ -82,9 +83,10 @@ def decode_file(
             VideoWriter(tmp, width=h.width, height=h.height, rate=h.rate, crf=crf, lossless=lossless,
                         audio=reader.audio(), container_format=fmt, rotation=h.rotation) as out,
             torch.inference_mode(),
+            closing(prefetch(decoded_blocks(reader, loaded))) as clips,  # the model runs beside the writer
         ):  # fmt: skip
             written = 0
-            for clip in decoded_blocks(reader, loaded):
+            for clip in clips:
                 for frame in clip:
                     out.write(frame)
                 written += len(clip)

@@ -6,6 +6,7 @@ decode; the last block is padded by repeating its last frame, and the true count
 """
 
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import torch
 from vtok.budget.elastic import Budget, choose_budget
 from vtok.budget.runs import DEFAULT_THRESHOLD as RLT_DEFAULT
 from vtok.budget.runs import RunTracker
-from vtok.codec.batching import batches, blocks_per_batch, group_blocks
+from vtok.codec.batching import batches, blocks_per_batch, group_blocks, prefetch
 from vtok.errors import MediaError, UsageError, Warn, default_warn
 from vtok.files import check_output
 from vtok.format import FLAG_MISSED_THRESHOLD, Header, VtokWriter
@@ -159,17 +160,19 @@ def _code_blocks(
     header = writer.header
     coder, tally = BlockCoder(model, header), _Tally()
     per_batch = blocks_per_batch(header.width, header.height, header.block_frames)
-    for items in batches(group_blocks(frames, header.block_frames), per_batch):
-        x = to_model(np.stack([b for b, _ in items]), header.token_stride, model.device)
-        codes = model.tokenizer.encode(x)
-        for i, (_, real) in enumerate(items):
-            block = coder.code(x[i : i + 1], codes[i], real)
-            flags = FLAG_MISSED_THRESHOLD if block.budget.missed else 0
-            tokens = writer.write_block(block.indices, frames=real, run_mask=block.run,
-                                        tile_levels=block.budget.tile_levels, flags=flags)  # fmt: skip
-            tally.add(block, tokens)
-        if progress:
-            progress(sum(real for _, real in items), total)
+    # the source decodes in a thread, a batch ahead of the model; closing() stops it on an error
+    with closing(prefetch(batches(group_blocks(frames, header.block_frames), per_batch))) as ahead:
+        for items in ahead:
+            x = to_model(np.stack([b for b, _ in items]), header.token_stride, model.device)
+            codes = model.tokenizer.encode(x)
+            for i, (_, real) in enumerate(items):
+                block = coder.code(x[i : i + 1], codes[i], real)
+                flags = FLAG_MISSED_THRESHOLD if block.budget.missed else 0
+                tokens = writer.write_block(block.indices, frames=real, run_mask=block.run,
+                                            tile_levels=block.budget.tile_levels, flags=flags)  # fmt: skip
+                tally.add(block, tokens)
+            if progress:
+                progress(sum(real for _, real in items), total)
     return tally
 
 
