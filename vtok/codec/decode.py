@@ -83,7 +83,7 @@ def decode_file(
             VideoWriter(tmp, width=h.width, height=h.height, rate=h.rate, crf=crf, lossless=lossless,
                         audio=reader.audio(), container_format=fmt, rotation=h.rotation) as out,
             torch.inference_mode(),
-            closing(prefetch(decoded_blocks(reader, loaded))) as clips,  # the model runs beside the writer
+            closing(prefetch(decoded_blocks(reader, loaded), depth=1)) as clips,  # beside the writer, 1 ahead
         ):  # fmt: skip
             written = 0
             for clip in clips:
