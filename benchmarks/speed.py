@@ -51,6 +51,12 @@ def child(spec: dict) -> None:
     import resource
     import time
 
+    try:  # what the `vtok` command does first (absent from older trees)
+        from vtok.allocator import one_arena
+
+        one_arena()
+    except ImportError:
+        pass
     import torch
 
     torch.set_num_threads(spec["threads"])

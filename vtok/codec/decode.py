@@ -106,6 +106,6 @@ def decoded_blocks(reader: VtokReader, model: LoadedModel):
         keep = torch.from_numpy(np.stack([s.keep for s in states])).to(model.device)
         keyframes = [h.is_keyframe(index + j) for j in range(len(states))]
         y, context = tokenizer.decode_in_order(indices, keep, keyframes, context)
-        for clip in to_frames(y, h.height, h.width):
+        for clip in to_frames(y, h.height, h.width, overwrite=True):  # context_of copied what it needs
             yield clip[: h.block_length(index)]
             index += 1

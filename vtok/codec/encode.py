@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from vtok.budget.elastic import Budget, choose_budget
+from vtok.budget.predict import ErrorPredictor
 from vtok.budget.runs import DEFAULT_THRESHOLD as RLT_DEFAULT
 from vtok.budget.runs import RunTracker
 from vtok.codec.batching import batches, blocks_per_batch, group_blocks, prefetch
@@ -66,15 +67,20 @@ class CodedBlock:
 class BlockCoder:
     """The coding state that runs from block to block, in one place: the run starts (vtok.budget.runs),
     the previous block's codes and keep mask (runs reuse them), and, for a model with context, the
-    last frame the decoder will have seen. Keyframes restart all of it."""
+    last frame the decoder will have seen. Keyframes restart all of it, but for the threshold
+    search's error predictor, which lives only in the encoder."""
 
-    def __init__(self, model: LoadedModel, header: Header):
+    def __init__(self, model: LoadedModel, header: Header, *, predict: bool = True):
+        """predict: start each block's threshold search from guessed errors (vtok.budget.predict);
+        False measures levels in every block, as before the predictor (for benchmarks)."""
         self.tokenizer, self.header = model.tokenizer, header
         self.tracker = RunTracker(header.rlt_threshold, header.token_stride)
         self.index = 0
         self.prev_indices: torch.Tensor | None = None
         self.prev_keep: torch.Tensor | None = None
         self.context: torch.Tensor | None = None
+        searching = predict and header.threshold > 0
+        self.predictor = ErrorPredictor(header.levels, header.token_stride) if searching else None
 
     def code(self, x: torch.Tensor, codes: torch.Tensor, frames: int) -> CodedBlock:
         """x: float (1, 3, F, H', W') in [-1, 1]; codes: int64 (rows, cols), its encoder output;
@@ -98,6 +104,7 @@ class BlockCoder:
             width=h.width,
             threshold=h.threshold,
             context=self.context,
+            predictor=self.predictor,
         )
         if budget.pixels is not None:
             self.context = self.tokenizer.context_of(budget.pixels)  # what the decoder will have next
