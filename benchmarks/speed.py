@@ -5,7 +5,7 @@
 
 Each clip is cut to `--frames` frames, centre-cropped to 256x256 or resized to 1280x720, and written
 losslessly once. Every measurement (one encode or decode of one clip) runs in a fresh process with
-torch's thread count set, so its peak RSS (ru_maxrss) is its own. In that process the model's
+torch's thread count set, so its peak RSS (VmHWM) is its own. In that process the model's
 `encode` and `decode` calls are timed apart: `model_s` is time inside the network, `io_s` the rest
 (reading and decoding the source, budget bookkeeping, writing). With `--baseline-git REV`, the same
 measurements run on a `git worktree` of REV too, interleaved with the current tree's (repeat by
@@ -46,9 +46,17 @@ def _patch_timers(tokenizer_cls, totals: dict) -> None:
         setattr(tokenizer_cls, name, wrapper)
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory since its exec, in MB. Not ru_maxrss: Linux carries that
+    across exec from the parent, whose in-memory 720p clips then hide the child's own figure."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise SystemExit("no VmHWM in /proc/self/status: peak RSS needs Linux")
+
+
 def child(spec: dict) -> None:
     """In a fresh process: set threads, load the model, time one encode or decode; print JSON."""
-    import resource
     import time
 
     try:  # what the `vtok` command does first (absent from older trees)
@@ -76,7 +84,7 @@ def child(spec: dict) -> None:
         r = decode_file(src=Path(spec["src"]), dst=Path(spec["dst"]), model=model, lossless=True, force=True)
         passes = None
     seconds = time.perf_counter() - start
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = _peak_rss_mb()
     out = {"seconds": seconds, "model_s": totals["model_s"], "frames": r.frames, "rss_mb": rss_mb, "passes": passes}
     print(json.dumps(out))
 

@@ -109,3 +109,4 @@ def decoded_blocks(reader: VtokReader, model: LoadedModel):
         for clip in to_frames(y, h.height, h.width, overwrite=True):  # context_of copied what it needs
             yield clip[: h.block_length(index)]
             index += 1
+        del y  # before the next batch is decoded, not after: 45 MB at 720p
