@@ -3,8 +3,9 @@
 glibc gives each thread that allocates its own arena, and each arena keeps the memory freed into
 it for its own later use. `vtok decode` runs the model in a background thread beside the writer,
 and `vtok encode` decodes the source in one, so the memory freed by one thread's batch cannot
-serve the other's: a 720p decode (1296x720) peaked at 1.11 GB. With one arena it peaked at
-0.93 to 1.00 GB at the same speed; both threads spend their time in torch and FFmpeg, not in malloc.
+serve the other's: a 720p decode (1296x720) peaked at 1.11 GB. With one arena it peaked at 0.91
+to 1.02 GB (three runs) at the same speed (1.6% more wall time, within noise): both threads spend
+their time in torch and FFmpeg, not in malloc.
 (Returning large blocks at once, a 1 MB mmap threshold, gave 0.69 GB but made the decode 1.5x slower
 in page faults.)
 """

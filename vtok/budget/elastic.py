@@ -1,9 +1,8 @@
 """Elastic budgets: for each block, the fewest tokens whose reconstruction keeps MSE under a threshold.
 
 The budget is a level per 32x32-pixel tile (vtok.format.layout): 1, 4 or 16 tokens (stride 8), or 1, 4,
-16 or 64 (stride 4). One encode serves every budget; the search runs only the decoder.
-
-The search runs only the decoder, at most four passes per block, three in the common case:
+16 or 64 (stride 4). One encode serves every budget; the search runs only the decoder, at most
+four passes per block, three in the common case:
 1. decode at the full level everywhere. A block that misses the threshold even so is flagged and
    keeps the full budget: one pass, where a batched search would have spent two;
 2. decode one level below the full one everywhere. If that meets the threshold, decode the lowest

@@ -356,5 +356,5 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `vtok` script; `argv` defaults to sys.argv[1:]."""
     from vtok.allocator import one_arena
 
-    one_arena()  # before any thread allocates: a 720p decode peaks under 1 GB instead of at 1.11
+    one_arena()  # before any thread allocates: about 0.1 GB less at the peak of a 720p decode
     app(args=argv, prog_name="vtok")
