@@ -67,6 +67,9 @@ def init_process(settings: Settings, threads: int) -> None:
     """The pool's initializer: the driver alone handles Ctrl-C (it then terminates the pool), and a
     termination unwinds the encode in progress so that it leaves no temporary file."""
     global _encoder
+    from vtok.allocator import one_arena
+
+    one_arena()  # as the `vtok` command does: the source decodes in a thread beside the model
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _terminate)
     _encoder = FileEncoder(settings, threads)
