@@ -1,6 +1,7 @@
 """The threshold search's error predictor (vtok.budget.predict) and the passes it saves."""
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -83,3 +84,11 @@ def test_a_wrong_guess_still_flags_a_block_that_misses_at_the_full_budget(clip):
     b = choose_budget(model, x, indices, none, none, threshold=1e-6, predictor=p, **kw)
     assert b.missed and b.passes == 2 and (b.tile_levels == model.config.levels - 1).all()
     assert b.mse > 1e-6
+
+
+@pytest.mark.gpu
+def test_detail_on_the_gpu_is_the_detail_on_the_cpu():
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 4, 92, 164) * 2 - 1  # edges inside a tile, as a padded video has them
+    p = ErrorPredictor(4, 4)
+    np.testing.assert_allclose(p.detail(x.cuda(), 3, 90, 161), p.detail(x, 3, 90, 161), rtol=1e-4, atol=1e-3)

@@ -65,7 +65,7 @@ class ErrorPredictor:
         h, w = x.shape[-2:]
         tiles = tile_grid(h // s, w // s, self.levels)
         x = x[0].float()
-        real = torch.zeros(h, w)
+        real = torch.zeros(h, w, device=x.device)
         real[:height, :width] = frames / f  # each pixel's share of real frames
         sq = sum(x[c].square().sum(0) for c in range(3))  # (H', W'), a channel at a time: 720p is large
         sq = tile_sums(sq * real, tiles, self.px)
@@ -79,7 +79,7 @@ class ErrorPredictor:
             cell = (self.stride << (self.levels - 1 - k)) ** 2 * f
             kept = means.square().sum(0) * weights * cell
             kept = kept.reshape(tiles[0], kept.shape[0] // tiles[0], tiles[1], kept.shape[1] // tiles[1])
-            out.append(np.maximum(sq - kept.sum((1, 3)).numpy(), 0.0))
+            out.append(np.maximum(sq - kept.sum((1, 3)).cpu().numpy(), 0.0))
             if k:
                 means, weights = F.avg_pool2d(means[None], 2)[0], F.avg_pool2d(weights[None], 2)[0]
         return np.stack(out[::-1])
