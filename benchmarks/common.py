@@ -62,6 +62,15 @@ def write_lossless(path: Path, frames: np.ndarray, rate: Fraction = Fraction(30)
     return path
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory since its exec, in MB. Not ru_maxrss: Linux carries that
+    across exec from the parent, so a child timed in a fresh process would report its parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise SystemExit("no VmHWM in /proc/self/status: peak RSS needs Linux")
+
+
 def timed(fn: Callable, *args, **kwargs) -> tuple[float, object]:
     """(seconds, result) of fn(*args, **kwargs), by the wall clock."""
     start = time.perf_counter()

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import add_clip_arguments, find_clips, save_results, timed
+from common import add_clip_arguments, find_clips, peak_rss_mb, save_results, timed
 
 from vtok.codec import decode_file, encode_file, inspect_file
 from vtok.media.video import read_frames
@@ -43,8 +43,6 @@ COLUMNS = [
 
 def child_step(step: str, src: str, dst: str, model_spec: str, threshold: float) -> None:
     """In the child process: load the model, time one encode or decode, print seconds, frames and peak RSS."""
-    import resource
-
     from vtok.model.registry import load
 
     model = load(model_spec, "cpu")
@@ -52,7 +50,7 @@ def child_step(step: str, src: str, dst: str, model_spec: str, threshold: float)
         seconds, r = timed(encode_file, src=Path(src), dst=Path(dst), model=model, threshold=threshold, force=True)
     else:
         seconds, r = timed(decode_file, src=Path(src), dst=Path(dst), model=model, lossless=True, force=True)
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     print(json.dumps({"seconds": seconds, "frames": r.frames, "peak_rss_mb": rss_mb}))
 
 

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import add_clip_arguments, find_clips, load_clip, save_results, write_lossless
+from common import add_clip_arguments, find_clips, load_clip, peak_rss_mb, save_results, write_lossless
 
 CHILD_FLAG = "--child"
 HERE = Path(__file__).resolve().parent
@@ -44,15 +44,6 @@ def _patch_timers(tokenizer_cls, totals: dict) -> None:
                 totals["model_s"] += time.perf_counter() - start
 
         setattr(tokenizer_cls, name, wrapper)
-
-
-def _peak_rss_mb() -> float:
-    """This process's peak resident memory since its exec, in MB. Not ru_maxrss: Linux carries that
-    across exec from the parent, whose in-memory 720p clips then hide the child's own figure."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise SystemExit("no VmHWM in /proc/self/status: peak RSS needs Linux")
 
 
 def child(spec: dict) -> None:
@@ -84,7 +75,7 @@ def child(spec: dict) -> None:
         r = decode_file(src=Path(spec["src"]), dst=Path(spec["dst"]), model=model, lossless=True, force=True)
         passes = None
     seconds = time.perf_counter() - start
-    rss_mb = _peak_rss_mb()
+    rss_mb = peak_rss_mb()
     out = {"seconds": seconds, "model_s": totals["model_s"], "frames": r.frames, "rss_mb": rss_mb, "passes": passes}
     print(json.dumps(out))
 
