@@ -20,6 +20,7 @@ import torch
 from common import add_clip_arguments, find_clips, load_clip, save_results
 
 from vtok.codec.encode import BlockCoder, header_for
+from vtok.format import stored_positions
 from vtok.model.pixels import to_model
 from vtok.model.registry import load
 
@@ -28,7 +29,7 @@ MODES = {"measured": False, "guessed": True}
 
 def code_clip(model, x: torch.Tensor, codes: torch.Tensor, threshold: float, predict: bool) -> dict:
     """Code blocks x float (B, 3, F, S, S) with their codes (B, rows, cols) in order -> totals."""
-    f, s = x.shape[2], x.shape[-1]
+    f, s, levels = x.shape[2], x.shape[-1], model.tokenizer.config.levels
     header = header_for(model, width=s, height=s, rate=Fraction(30), threshold=threshold)
     coder = BlockCoder(model, header, predict=predict)
     out = {"blocks": 0, "passes": 0, "tokens": 0, "met": 0, "violations": 0, "sq_err": 0.0, "seconds": 0.0}
@@ -39,7 +40,7 @@ def code_clip(model, x: torch.Tensor, codes: torch.Tensor, threshold: float, pre
         b = block.budget
         out["blocks"] += 1
         out["passes"] += b.passes
-        out["tokens"] += int((b.keep.cpu().numpy() & ~block.run).sum())
+        out["tokens"] += int(stored_positions(block.run, b.tile_levels, levels).sum())
         out["met"] += not b.missed
         out["violations"] += (not b.missed) and b.mse > threshold
         out["sq_err"] += b.mse
