@@ -18,24 +18,26 @@ from vtok.train.data import _decode_all, build_cache
 ROOT = Path(__file__).parent.parent
 
 
+def _dry_run_env(tmp_path: Path, out: Path, **settings: str) -> dict[str, str]:
+    """The environment of a kit's CPU dry run: this Python, one thread, a cache and $OUT in tmp_path."""
+    return {
+        "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+        "PYTHON": sys.executable,
+        "DEVICE": "cpu",
+        "OUT": str(out),
+        "OMP_NUM_THREADS": "1",
+        "CACHE": str(tmp_path / "cache"),
+        **settings,
+    }
+
+
 def test_gpu_train_script_dry_run_writes_weights_and_log(clip, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     shutil.copy(clip, data)
     out = tmp_path / "out"
-    env = {
-        "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
-        "PYTHON": sys.executable,
-        "DEVICE": "cpu",
-        "DATA": str(data),
-        "BATCH": "2",
-        "CROP": "64",
-        "MINUTES": "0.02",
-        "CACHE": str(tmp_path / "cache"),
-        "OUT": str(out),
-        "OMP_NUM_THREADS": "1",
-        "RESUME": str(resolve("vtok-fsq").path),
-    }
+    env = _dry_run_env(tmp_path, out, DATA=str(data), BATCH="2", CROP="64", MINUTES="0.02",
+                       RESUME=str(resolve("vtok-fsq").path))  # fmt: skip
     r = subprocess.run(["bash", str(ROOT / "benchmarks/gpu_train.sh"), "run"], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "gpu_train: torch" in r.stdout and (out / "train.log").exists()
@@ -78,19 +80,8 @@ def test_opencv_decodes_the_frames_pyav_does(clip):
 def _gpu_run(tmp_path: Path, **settings: str) -> tuple[subprocess.CompletedProcess, Path]:
     """benchmarks/gpu_run.sh run on the CPU with tiny sizes; (the finished process, $OUT)."""
     out = tmp_path / "out"
-    env = {
-        "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
-        "PYTHON": sys.executable,
-        "DEVICE": "cpu",
-        "OUT": str(out),
-        "OMP_NUM_THREADS": "1",
-        "CACHE": str(tmp_path / "cache"),
-        "SPEED_SIZES": "64 72x128",
-        "SPEED_FRAMES": "8",
-        "SPEED_REPEAT": "1",
-        "TRAIN_OVERHEAD": "30",
-        **settings,
-    }
+    tiny = {"SPEED_SIZES": "64 72x128", "SPEED_FRAMES": "8", "SPEED_REPEAT": "1", "TRAIN_OVERHEAD": "30"}
+    env = _dry_run_env(tmp_path, out, **(tiny | settings))  # a test's settings win
     r = subprocess.run(["bash", str(ROOT / "benchmarks/gpu_run.sh"), "run"], env=env, capture_output=True, text=True)
     return r, out
 
