@@ -1,0 +1,70 @@
+"""The CPU's bfloat16 paths (vtok.model.tokenizer.cpu_bf16) stay within a tolerance of float32:
+the decoder's pixels, and the encoder's codes."""
+
+import numpy as np
+import pytest
+import torch
+
+import vtok.model.tokenizer as tokenizer_module
+from vtok.media.video import read_frames
+from vtok.metrics import psnr_from_mse
+from vtok.model.pixels import to_model
+from vtok.model.registry import load
+
+pytestmark = pytest.mark.skipif(not tokenizer_module.cpu_bf16(), reason="no native bf16 on this CPU")
+
+
+@pytest.fixture
+def float32_for(monkeypatch):
+    """float32_for(part): turn bf16 off for "encoder" or "decoder" as its switch does."""
+
+    def off(part: str) -> None:
+        monkeypatch.setenv(f"VTOK_{part.upper()}_BF16", "0")
+        tokenizer_module.cpu_bf16.cache_clear()
+
+    yield off
+    monkeypatch.delenv("VTOK_ENCODER_BF16", raising=False)
+    monkeypatch.delenv("VTOK_DECODER_BF16", raising=False)
+    tokenizer_module.cpu_bf16.cache_clear()
+
+
+def _blocks(clip) -> torch.Tensor:
+    frames = np.stack(list(read_frames(clip))[:8])
+    return to_model(frames.reshape(2, 4, *frames.shape[1:]), 4, "cpu")
+
+
+def _psnr(y: torch.Tensor, x: torch.Tensor) -> float:
+    return psnr_from_mse((y - x).square().mean().item() / 4 * 255**2)  # pixels on [-1, 1]
+
+
+def test_bf16_decode_is_within_tolerance_of_float32(clip, float32_for):
+    model = load("vtok-fsq", "cpu").tokenizer
+    x = _blocks(clip)
+    codes = model.encode(x)
+    fast = model.decode(codes)
+    float32_for("decoder")
+    exact = model.decode(codes)
+    assert fast.dtype == torch.float32 and fast.shape == exact.shape
+    # far under the smallest threshold anyone uses (0.003 is about 31 dB)
+    assert (fast - exact).square().mean().item() < 1e-5
+    assert abs(_psnr(fast, x) - _psnr(exact, x)) < 0.05
+
+
+def test_bf16_encode_keeps_most_codes_and_the_quality(clip, float32_for):
+    model = load("vtok-fsq", "cpu").tokenizer
+    x = _blocks(clip)
+    fast = model.encode(x)
+    float32_for("encoder")
+    exact = model.encode(x)
+    assert fast.shape == exact.shape and fast.dtype == exact.dtype
+    # the codes that change sat near a rounding boundary: few, and no worse
+    assert (fast != exact).float().mean().item() < 0.1
+    assert abs(_psnr(model.decode(fast), x) - _psnr(model.decode(exact), x)) < 0.05
+
+
+@pytest.mark.parametrize("part", ["encoder", "decoder"])
+def test_the_switch_turns_bf16_off(part, float32_for):
+    float32_for(part)
+    assert not tokenizer_module.cpu_bf16(part)
+    other = "decoder" if part == "encoder" else "encoder"
+    assert tokenizer_module.cpu_bf16(other)
