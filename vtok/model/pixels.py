@@ -12,7 +12,8 @@ def to_model(blocks: np.ndarray | torch.Tensor, stride: int = 1, device: str | t
     to a multiple of `stride` by repeating the edge pixels."""
     if isinstance(blocks, np.ndarray):
         blocks = torch.from_numpy(np.ascontiguousarray(blocks))
-    x = blocks.to(device).permute(0, 4, 1, 2, 3).float().div_(127.5).sub_(1)
+    # contiguous before the float conversion: one cheap uint8 copy, and every later pass runs faster
+    x = blocks.to(device).permute(0, 4, 1, 2, 3).contiguous().float().div_(127.5).sub_(1)
     h, w = x.shape[-2:]
     pad_h, pad_w = -h % stride, -w % stride
     if pad_h or pad_w:

@@ -86,6 +86,14 @@ def cpu_bf16(part: str = "decoder") -> bool:
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+def _fold(x: torch.Tensor) -> torch.Tensor:
+    """x (B, 3, F, H, W) -> (B, 3 * F * 16, H/4, W/4): each 4x4 patch of every frame into channels, as
+    pixel_unshuffle(4) orders them, in one copy (pixel_unshuffle itself runs 2x slower here)."""
+    b, c, f, h, w = x.shape
+    patches = x.reshape(b, c * f, h // 4, 4, w // 4, 4).permute(0, 1, 3, 5, 2, 4)
+    return patches.reshape(b, c * f * 16, h // 4, w // 4)
+
+
 class _ChannelNorm(nn.Module):
     """RMS norm over channels at each position: keeps activations bounded without mixing positions,
     so a token depends only on its neighbourhood, never on the statistics of the whole frame."""
@@ -197,8 +205,7 @@ class Tokenizer(nn.Module):
 
     def latent(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, 3, F, H, W) in [-1, 1] -> unquantized latent (B, D, H/s, W/s), s = config.stride."""
-        b, _, f, h, w = x.shape
-        return self.encoder(F.pixel_unshuffle(x.reshape(b, 3 * f, h, w), 4))
+        return self.encoder(_fold(x))
 
     def pixels(
         self, zq: torch.Tensor, keep: torch.Tensor | None = None, context: torch.Tensor | None = None
@@ -251,10 +258,9 @@ class Tokenizer(nn.Module):
         thread count, and a latent a few ulps away can round to another code. Float64 takes the
         native, thread-independent path; the layer is narrow (width -> D), so it costs little.
         """
-        b, _, f, h, w = x.shape
         fast = x.device.type == "cpu" and cpu_bf16("encoder")
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
-            y = self.encoder[:-1](F.pixel_unshuffle(x.reshape(b, 3 * f, h, w), 4))
+            y = self.encoder[:-1](_fold(x))
         last = self.encoder[-1]
         return F.conv2d(y.double(), last.weight.double(), last.bias.double()).float()
 
