@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 
 from vtok.errors import MediaError, UsageError, VtokError
 from vtok.model.tokenizer import ModelConfig
-from vtok.train import MaskSampler, TrainConfig, WindowSampler, export, run_training, train_model
+from vtok.train import MaskSampler, TrainConfig, WindowSampler, export, loop, run_training, train_model
 from vtok.train.data import build_cache
 from vtok.train.windows import FixedWindows, load_windows
 
@@ -40,12 +40,14 @@ def smooth_windows(n: int, seed: int) -> np.ndarray:
     return out
 
 
-def test_training_lowers_the_heldout_error():
+@pytest.mark.parametrize("loss", ["mse", "log-mse"])
+def test_training_lowers_the_heldout_error(loss):
     train, val = smooth_windows(64, seed=0), smooth_windows(8, seed=1)
     # steps=0: the same seeded initial model, evaluated untrained
     before = train_model(FixedWindows(train, size=32), TINY, schedule(steps=0), val=val, log=print)
     # a high peak rate: the warm-up (200 steps) keeps the first 40 at a tenth of it or less
-    after = train_model(FixedWindows(train, size=32), TINY, schedule(steps=40, batch=8, lr=3e-2), val=val, log=print)
+    run = schedule(steps=40, batch=8, lr=3e-2, loss=loss)
+    after = train_model(FixedWindows(train, size=32), TINY, run, val=val, log=print)
     assert before.steps == 0 and after.steps == 40
     assert after.metrics["psnr_db"] > before.metrics["psnr_db"] + 1, (before.metrics, after.metrics)  # +1.7 dB seen
 
@@ -69,6 +71,17 @@ def test_training_resumes_from_a_checkpoint(windows, tmp_path):
         "heldout_windows_perplexity",
     }
     assert (tmp_path / "manifest.json").exists() and (tmp_path / "tiny.safetensors").exists()
+
+
+def test_log_mse_is_the_mean_log_error_of_each_window_and_block():
+    x = torch.zeros(2, 3, 8, 4, 4)
+    ys = [torch.full((2, 3, 4, 4, 4), 0.1), torch.zeros(2, 3, 4, 4, 4)]
+    ys[1][1] = 0.3  # per window and block MSE: [[0.01, 0.01], [0, 0.09]]
+    mse_loss, mse = loop._reconstruction_loss("mse", ys, x)
+    log_loss, same = loop._reconstruction_loss("log-mse", ys, x)
+    assert torch.isclose(mse, torch.tensor(0.0275)) and torch.equal(mse, mse_loss) and torch.equal(mse, same)
+    errors = torch.tensor([0.01, 0.01, 0.0, 0.09]) + loop.LOG_MSE_FLOOR
+    assert torch.isclose(log_loss, errors.log().mean())
 
 
 def test_mask_sampler_mixes_full_prefix_and_tile_masks():
@@ -149,6 +162,7 @@ def test_window_sampler_needs_a_long_enough_video(counted_cache):
         ({"minutes": 0.0}, "minutes"),
         ({"masks_after": 1.5}, "masks_after"),
         ({"windows": -1}, "windows"),
+        ({"loss": "l1"}, "loss"),
     ],
 )
 def test_train_config_check_names_the_bad_field(change, option):

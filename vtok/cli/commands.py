@@ -337,6 +337,14 @@ def train(
     crop: Annotated[int, typer.Option(help="Training crop size in pixels (a multiple of 32).", metavar="PIXELS")] = 96,
     lr: Annotated[float, typer.Option(help="Peak learning rate.", metavar="LR")] = 1e-3,
     masks_after: MasksAfter = 0.0,
+    loss: Annotated[
+        str,
+        typer.Option(
+            help="mse, or log-mse: the mean of each window's log error, so that easy windows and the full "
+            "budget weigh as much as hard ones and small budgets.",
+            metavar="KIND",
+        ),
+    ] = "mse",
     device: Device = "auto",
     resume: Resume = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace a same-name model in the output.")] = False,
@@ -345,7 +353,7 @@ def train(
     from vtok.train import TrainConfig, run_training
 
     with errors():
-        schedule = dict(steps=steps, minutes=minutes, batch=batch, crop=crop, lr=lr, masks_after=masks_after)
+        schedule = dict(steps=steps, minutes=minutes, batch=batch, crop=crop, lr=lr, masks_after=masks_after, loss=loss)
         data = dict(windows=windows, save_windows=save_windows, cache=cache, resume=resume, force=force)
         config = TrainConfig(model=model, out_dir=output, device=device, **schedule, **data)
         entry = run_training(sources, config, log=log)

@@ -8,7 +8,9 @@ from vtok.format.layout import tile_size
 from vtok.model.registry import builtin_dir, pick_device
 from vtok.model.tokenizer import ARCHITECTURES, ModelConfig
 
-__all__ = ["TrainConfig"]
+__all__ = ["TrainConfig", "LOSSES"]
+
+LOSSES = ("mse", "log-mse")
 
 
 @dataclass(frozen=True)
@@ -17,7 +19,9 @@ class TrainConfig:
 
     Training stops at `steps` or `minutes`, whichever comes first; the learning rate follows a
     cosine from `lr` over that budget. `masks_after` is the share of the schedule (0 to 1) trained
-    at the full budget before random keep masks start.
+    at the full budget before random keep masks start. `loss` is "mse" (the mean squared error of
+    the batch) or "log-mse" (the mean over windows of log(MSE + 1e-4): each window's error in dB, so
+    the easy windows and the full budget are not drowned out by the hard ones and the small budgets).
     """
 
     model: str = "vtok-fsq"  # architecture name in vtok.model.tokenizer.ARCHITECTURES
@@ -28,6 +32,7 @@ class TrainConfig:
     crop: int = 96
     lr: float = 1e-3
     masks_after: float = 0.0
+    loss: str = "mse"  # or "log-mse"
     device: str = "cpu"  # or "auto": CUDA when available
     seed: int = 0
     windows: int = 0  # >0: sample this many fixed windows up front instead of fresh ones
@@ -51,6 +56,8 @@ class TrainConfig:
             raise UsageError(f"minutes {self.minutes} is not positive", option="minutes")
         if not 0 <= self.masks_after <= 1:
             raise UsageError(f"masks_after {self.masks_after} is not between 0 and 1", option="masks_after")
+        if self.loss not in LOSSES:
+            raise UsageError(f"unknown loss {self.loss!r}; known: {', '.join(LOSSES)}", option="loss")
         if self.windows < 0:
             raise UsageError(f"windows {self.windows} is negative", option="windows")
         pick_device(self.device)
