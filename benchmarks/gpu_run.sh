@@ -17,7 +17,7 @@
 # spends beside its minutes), SPEED_SIZES ("256 720p"), SPEED_FRAMES (128), SPEED_REPEAT (3),
 # SPEED_CLIP (.gpu-data/videos/sam2_01_dog.mp4, 1280x720; a synthetic pattern where missing),
 # KERNEL_SIZE (720p), KERNEL_BATCH (8), CACHE (/tmp/vtok-cache), PYTHON (python3); and gpu_train.sh's
-# own (MODEL, BATCH, CROP, DATA, RESUME, MASKS_AFTER). benchmarks/gpu_run.py runs the steps and
+# own (MODEL, BATCH, CROP, DATA, RESUME, MASKS_AFTER, LOSS). benchmarks/gpu_run.py runs the steps and
 # says what each records.
 # A CPU dry run (DEVICE=cpu, tiny sizes) runs in the test suite: tests/test_gpu_kit.py.
 set -euo pipefail

@@ -7,8 +7,8 @@
 #   bash benchmarks/gpu_train.sh run       # there, through the device tool, with carry [".gpu-data", ".whl"]
 #
 # Settings (environment): MODEL (vtok-fsq), MINUTES (6), BATCH (256), CROP (128), DEVICE (cuda),
-# DATA (.gpu-data), RESUME (vtok/weights/MODEL.safetensors), MASKS_AFTER (0.5), CACHE (/tmp/vtok-cache),
-# OUT (required).
+# DATA (.gpu-data), RESUME (vtok/weights/MODEL.safetensors), MASKS_AFTER (0.5), LOSS (mse; the README's
+# resume command uses log-mse), CACHE (/tmp/vtok-cache), OUT (required).
 # A CPU dry run (DEVICE=cpu with tiny sizes) runs in the test suite: tests/test_gpu_kit.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,7 @@ DEVICE=${DEVICE:-cuda}
 DATA=${DATA:-.gpu-data}
 RESUME=${RESUME:-vtok/weights/$MODEL.safetensors}
 MASKS_AFTER=${MASKS_AFTER:-0.5}
+LOSS=${LOSS:-mse}
 CACHE=${CACHE:-/tmp/vtok-cache}
 PY=${PYTHON:-python3}
 
@@ -48,10 +49,10 @@ run)
     : "${OUT:?set OUT to the folder for the weights and log}"
     source benchmarks/gpu_env.sh  # the carried wheels, and the checkout on PYTHONPATH
     # prerequisites first, so that no device time goes to a run that cannot finish
-    "$PY" - "$DEVICE" "$DATA" "$RESUME" "$MODEL" "$BATCH" "$CROP" "$MINUTES" "$MASKS_AFTER" <<'PYCHECK'
+    "$PY" - "$DEVICE" "$DATA" "$RESUME" "$MODEL" "$BATCH" "$CROP" "$MINUTES" "$MASKS_AFTER" "$LOSS" <<'PYCHECK'
 import importlib.util, sys
 from pathlib import Path
-device, data, resume, model, batch, crop, minutes, masks_after = sys.argv[1:]
+device, data, resume, model, batch, crop, minutes, masks_after, loss = sys.argv[1:]
 missing = [m for m in ("torch", "numpy", "safetensors", "typer", "rich", "zstandard") if importlib.util.find_spec(m) is None]
 if importlib.util.find_spec("av") is None and importlib.util.find_spec("cv2") is None:
     missing.append("av or cv2 (to decode the clips)")
@@ -66,7 +67,8 @@ from vtok.errors import VtokError
 from vtok.train import TrainConfig
 try:
     config = TrainConfig(
-        model=model, batch=int(batch), crop=int(crop), minutes=float(minutes), masks_after=float(masks_after), device=device
+        model=model, batch=int(batch), crop=int(crop), minutes=float(minutes), masks_after=float(masks_after), loss=loss,
+        device=device,
     )
     config.check()
 except ValueError as e:  # a UsageError names its setting, which is set here by that name upper-cased
@@ -86,7 +88,7 @@ print(f"gpu_train: torch {torch.__version__} on {name}", flush=True)
 PYCHECK
     mkdir -p "$OUT"
     PYTHONUNBUFFERED=1 "$PY" -m vtok train "$DATA" --model "$MODEL" --resume "$RESUME" --device "$DEVICE" \
-        --batch "$BATCH" --crop "$CROP" --minutes "$MINUTES" --masks-after "$MASKS_AFTER" \
+        --batch "$BATCH" --crop "$CROP" --minutes "$MINUTES" --masks-after "$MASKS_AFTER" --loss "$LOSS" \
         --cache "$CACHE" -o "$OUT" 2>&1 | tee "$OUT/train.log"
     rm -f "$OUT/$MODEL.checkpoint.safetensors"  # optimizer moments: too large to bring back, not shipped
     ;;

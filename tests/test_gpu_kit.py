@@ -36,7 +36,7 @@ def test_gpu_train_script_dry_run_writes_weights_and_log(clip, tmp_path):
     data.mkdir()
     shutil.copy(clip, data)
     out = tmp_path / "out"
-    env = _dry_run_env(tmp_path, out, DATA=str(data), BATCH="2", CROP="64", MINUTES="0.02",
+    env = _dry_run_env(tmp_path, out, DATA=str(data), BATCH="2", CROP="64", MINUTES="0.02", LOSS="log-mse",
                        RESUME=str(resolve("vtok-fsq").path))  # fmt: skip
     r = subprocess.run(["bash", str(ROOT / "benchmarks/gpu_train.sh"), "run"], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -53,11 +53,15 @@ def test_gpu_train_script_checks_its_prerequisites_first(tmp_path):
     assert r.returncode != 0 and "no training data" in r.stderr
 
 
-def test_gpu_train_script_checks_its_settings_first(clip, tmp_path):
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [({"CROP": "100"}, "gpu_train: CROP: crop 100 is not"), ({"LOSS": "l1"}, "gpu_train: LOSS: unknown loss 'l1'")],
+)
+def test_gpu_train_script_checks_its_settings_first(clip, tmp_path, setting, message):
     env = {"PATH": "/usr/bin:/bin", "PYTHON": sys.executable, "DEVICE": "cpu", "DATA": str(clip.parent)}
-    env |= {"OUT": str(tmp_path / "out"), "CROP": "100", "OMP_NUM_THREADS": "1"}
+    env |= {"OUT": str(tmp_path / "out"), "OMP_NUM_THREADS": "1", **setting}
     r = subprocess.run(["bash", str(ROOT / "benchmarks/gpu_train.sh"), "run"], env=env, capture_output=True, text=True)
-    assert r.returncode != 0 and "gpu_train: CROP: crop 100 is not" in r.stderr
+    assert r.returncode != 0 and message in r.stderr
     assert not (tmp_path / "out").exists()
 
 
