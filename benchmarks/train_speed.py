@@ -15,12 +15,11 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from vtok.model.pixels import to_model
 from vtok.model.tokenizer import ARCHITECTURES, Tokenizer
 from vtok.train import MaskSampler
-from vtok.train.loop import blocks_forward
+from vtok.train.loop import _reconstruction_loss, blocks_forward
 
 
 def _step_fn(name: str, setting: str, batch: int, crop: int):
@@ -42,7 +41,7 @@ def _step_fn(name: str, setting: str, batch: int, crop: int):
         keeps = [masks(batch, gen) for _ in range(f // bf)]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             ys, _ = forward(model, x, keeps)
-            loss = sum(F.mse_loss(y.float(), x[:, :, i * bf : (i + 1) * bf]) for i, y in enumerate(ys))
+            loss, _ = _reconstruction_loss("mse", ys, x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
