@@ -4,10 +4,12 @@
         [--threshold 0.003] [--repeats 3] [--baseline-git REV] [--out benchmarks/results/speed.json]
 
 Each clip is cut to `--frames` frames, centre-cropped to 256x256 or resized to 1280x720, and written
-losslessly once. Every measurement (one encode or decode of one clip) runs in a fresh process with
-torch's thread count set, so its peak RSS (VmHWM) is its own. In that process the model's
-`encode` and `decode` calls are timed apart: `model_s` is time inside the network, `io_s` the rest
-(reading and decoding the source, budget bookkeeping, writing). With `--baseline-git REV`, the same
+losslessly once. Decode is timed twice: to .mp4 (H.264 at crf 18, what `vtok decode` writes by
+default) and to lossless RGB .mkv (libx264rgb, a heavier writer). Every measurement (one encode or
+decode of one clip) runs in a fresh process with torch's thread count set, so its peak RSS (VmHWM)
+is its own. In that process the model's `encode` and `decode` calls are timed apart: `model_s` is
+time inside the network, `io_s` the rest (reading and decoding the source, budget bookkeeping,
+writing). With `--baseline-git REV`, the same
 measurements run on a `git worktree` of REV too, interleaved with the current tree's (repeat by
 repeat), so the ratios come from one run on one machine state; figures are medians over repeats.
 """
@@ -27,6 +29,12 @@ from common import add_clip_arguments, find_clips, load_clip, peak_rss_mb, save_
 CHILD_FLAG = "--child"
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+DECODED = {"decode": ".mp4", "decode-lossless": ".mkv"}  # the decode steps and the files they write
+
+
+def steps(threshold: float) -> list[tuple[str, float]]:
+    """Each measurement of a clip: (step, threshold)."""
+    return [("encode", 0.0), ("encode", threshold), ("decode", 0.0), ("decode-lossless", 0.0)]
 
 
 def _patch_timers(tokenizer_cls, totals: dict) -> None:
@@ -72,7 +80,8 @@ def child(spec: dict) -> None:
         r = encode_file(src=src, dst=dst, model=model, threshold=thr, force=True)
         passes = r.decoder_passes
     else:
-        r = decode_file(src=Path(spec["src"]), dst=Path(spec["dst"]), model=model, lossless=True, force=True)
+        lossless = spec["step"] == "decode-lossless"
+        r = decode_file(src=Path(spec["src"]), dst=Path(spec["dst"]), model=model, lossless=lossless, force=True)
         passes = None
     seconds = time.perf_counter() - start
     rss_mb = peak_rss_mb()
@@ -130,10 +139,11 @@ def measure_all(args, made, trees: dict[str, Path], folder: Path) -> list[dict]:
             for threads in args.threads:
                 for variant, root in trees.items():
                     vt = folder / f"{variant}_{name}_{size}.vtok"
-                    for step, thr in (("encode", 0.0), ("encode", args.threshold), ("decode", 0.0)):
+                    for step, thr in steps(args.threshold):
+                        decode = step.startswith("decode")
                         spec = {"step": step, "threads": threads, "model": args.model, "threshold": thr,
-                                "src": str(vt if step == "decode" else src),
-                                "dst": str(folder / f"{variant}.mkv" if step == "decode" else vt)}  # fmt: skip
+                                "src": str(vt if decode else src),
+                                "dst": str(folder / f"{variant}{DECODED[step]}" if decode else vt)}  # fmt: skip
                         key = (variant, name, size, threads, step, thr)
                         raw.setdefault(key, []).append(run_child(spec, root))
     rows = []
@@ -141,7 +151,7 @@ def measure_all(args, made, trees: dict[str, Path], folder: Path) -> list[dict]:
         med = {k: statistics.median(r[k] for r in runs) for k in ("seconds", "model_s", "rss_mb")}
         frames = runs[0]["frames"]
         rows.append({"variant": variant, "clip": name, "size": size, "threads": threads,
-                     "step": step if step == "decode" else f"encode@{thr:g}", "fps": frames / med["seconds"],
+                     "step": f"encode@{thr:g}" if step == "encode" else step, "fps": frames / med["seconds"],
                      "model_s": med["model_s"], "io_s": med["seconds"] - med["model_s"], "seconds": med["seconds"],
                      "peak_rss_mb": med["rss_mb"], "passes": runs[0]["passes"], "frames": frames})  # fmt: skip
     return rows
