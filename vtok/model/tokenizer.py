@@ -103,9 +103,12 @@ class _ChannelNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(1, ch, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # a sum times 1/C, not mean(1): bit-identical where C is a power of two, and 3.5x faster
+        # in bf16 on the CPU, where mean(1) took nearly as long as all the encoder's convolutions
+        mean_square = x.square().sum(1, keepdim=True) * (1.0 / x.shape[1])
         # in x's dtype: a float32 weight would turn bf16 activations (autocast) into float32 ones,
         # and every later op would pass over twice the bytes (the bf16 encoder runs 1.3x faster)
-        return x * torch.rsqrt(x.square().mean(1, keepdim=True) + 1e-6) * self.weight.to(x.dtype)
+        return x * torch.rsqrt(mean_square + 1e-6) * self.weight.to(x.dtype)
 
 
 class _ResBlock(nn.Module):
