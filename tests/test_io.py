@@ -52,6 +52,16 @@ def test_pyav_round_trip_keeps_frame_count_and_rate(tmp_path, name, codec, pix_f
     assert np.abs(back[10].astype(int) - frames[10].astype(int)).mean() < 6
 
 
+def test_h264_output_looks_ahead_20_frames(tmp_path):
+    """x264 writes its settings into the stream: a shorter lookahead than preset medium's 40 keeps
+    a 720p decode's memory down."""
+    out = tmp_path / "x.mp4"
+    with VideoWriter(out, width=32, height=32, rate=Fraction(24)) as w:
+        for t in range(3):
+            w.write(np.full((32, 32, 3), t * 40, np.uint8))
+    assert b"rc_lookahead=20 " in out.read_bytes()
+
+
 def test_lossless_writer_is_exact_and_odd_sizes_work(tmp_path):
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (17, 23, 3), dtype=np.uint8) for _ in range(5)]
