@@ -76,4 +76,3 @@ def test_the_switch_turns_bf16_off(part, float32_for):
 def test_the_encoder_fold_is_pixel_unshuffle():
     x = torch.randn(2, 3, 4, 8, 12)
     assert torch.equal(tokenizer_module._fold(x), torch.nn.functional.pixel_unshuffle(x.reshape(2, 12, 8, 12), 4))
-
