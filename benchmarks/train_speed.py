@@ -1,30 +1,41 @@
 """Training throughput of each setting, side by side in one run: samples/s and pixels/s.
 
     python benchmarks/train_speed.py [--model vtok-fsq] [--batch 8] [--crop 96] [--steps 12] [--threads 1]
-        [--settings fp32 bf16 bf16-channels-last bf16-compile]
+        [--settings fp32 bf16 bf16-channels-last bf16-compile bf16-channels-last-autograd-norm]
 
 One step is what `vtok train` does: a forward pass over the window's blocks (two consecutive
 blocks for a model with context), the loss, backward and AdamW. Settings are timed in turns
 (round robin, --rounds times), so a change in machine load hits them all alike; the table gives
 the median step time of each. A sample is one window; pixels count every frame of it.
+`autograd-norm` swaps the channel norms' written-out gradient for autograd's graph of the plain
+formula (mean over channels), as vtok had it before.
 """
 
 import argparse
 import statistics
 import time
+import types
 
 import numpy as np
 import torch
 
 from vtok.model.pixels import to_model
-from vtok.model.tokenizer import ARCHITECTURES, Tokenizer
+from vtok.model.tokenizer import ARCHITECTURES, Tokenizer, _ChannelNorm
 from vtok.train import MaskSampler
 from vtok.train.loop import _reconstruction_loss, blocks_forward
+
+
+def _autograd_norm(norm: _ChannelNorm, x: torch.Tensor) -> torch.Tensor:
+    return x * torch.rsqrt(x.square().mean(1, keepdim=True) + 1e-6) * norm.weight.to(x.dtype)
 
 
 def _step_fn(name: str, setting: str, batch: int, crop: int):
     config = ARCHITECTURES[name]
     model = Tokenizer(config)
+    if "autograd-norm" in setting:
+        for module in model.modules():
+            if isinstance(module, _ChannelNorm):
+                module.forward = types.MethodType(_autograd_norm, module)
     if "channels-last" in setting:
         model = model.to(memory_format=torch.channels_last)
     forward = torch.compile(blocks_forward) if "compile" in setting else blocks_forward
@@ -57,7 +68,11 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=4, help="timed steps per setting per round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--settings", nargs="*", default=["fp32", "bf16", "bf16-channels-last", "bf16-compile"])
+    p.add_argument(
+        "--settings",
+        nargs="*",
+        default=["fp32", "bf16", "bf16-channels-last", "bf16-compile", "bf16-channels-last-autograd-norm"],
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     fns = {s: _step_fn(args.model, s, args.batch, args.crop) for s in args.settings}
