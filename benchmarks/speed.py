@@ -8,8 +8,10 @@ losslessly once. Decode is timed twice: to .mp4 (H.264 at crf 18, what `vtok dec
 default) and to lossless RGB .mkv (libx264rgb, a heavier writer). Every measurement (one encode or
 decode of one clip) runs in a fresh process with torch's thread count set, so its peak RSS (VmHWM)
 is its own. In that process the model's `encode` and `decode` calls are timed apart: `model_s` is
-time inside the network, `io_s` the rest (reading and decoding the source, budget bookkeeping,
-writing). With `--baseline-git REV`, the same
+time inside the network; `read_s` decoding the source video (encode) or reading the .vtok file
+(decode), `write_s` writing the .vtok file (encode) or the video (decode), both in wall time of
+their own thread, beside the model; `io_s` is the total minus `model_s` (reading, writing and
+budget bookkeeping that the model did not hide). With `--baseline-git REV`, the same
 measurements run on a `git worktree` of REV too, interleaved with the current tree's (repeat by
 repeat), so the ratios come from one run on one machine state; figures are medians over repeats.
 """
@@ -37,21 +39,51 @@ def steps(threshold: float) -> list[tuple[str, float]]:
     return [("encode", 0.0), ("encode", threshold), ("decode", 0.0), ("decode-lossless", 0.0)]
 
 
-def _patch_timers(tokenizer_cls, totals: dict) -> None:
-    """Wrap Tokenizer.encode and .decode so that each call's wall time adds to totals['model_s']."""
+def _timed(owner, name: str, totals: dict, key: str, generator: bool = False) -> None:
+    """Wrap owner.name so that the wall time of each call (of a generator: of each item it makes)
+    adds to totals[key]."""
+    import functools
     import time
 
-    for name in ("encode", "decode"):
-        original = getattr(tokenizer_cls, name)
+    original = getattr(owner, name)
 
-        def wrapper(self, *a, _f=original, **k):
+    def timed_call(*a, **k):
+        start = time.perf_counter()
+        try:
+            return original(*a, **k)
+        finally:
+            totals[key] += time.perf_counter() - start
+
+    def timed_items(*a, **k):
+        items = original(*a, **k)
+        while True:
             start = time.perf_counter()
             try:
-                return _f(self, *a, **k)
+                item = next(items)
+            except StopIteration:
+                return
             finally:
-                totals["model_s"] += time.perf_counter() - start
+                totals[key] += time.perf_counter() - start
+            yield item
 
-        setattr(tokenizer_cls, name, wrapper)
+    setattr(owner, name, functools.wraps(original)(timed_items if generator else timed_call))
+
+
+def _patch_timers(totals: dict) -> None:
+    """Time the model (Tokenizer.encode and .decode: model_s), reading (the source's frames, or the
+    .vtok file's blocks: read_s) and writing (.vtok blocks, or video frames: write_s). Reading and
+    writing run beside the model in another thread, so the three overlap and can sum past the total."""
+    import vtok.media.video
+    from vtok.format import VtokReader, VtokWriter
+    from vtok.model.tokenizer import Tokenizer
+
+    for name in ("encode", "decode"):
+        _timed(Tokenizer, name, totals, "model_s")
+    _timed(vtok.media.video, "read_frames", totals, "read_s", generator=True)
+    _timed(VtokReader, "states", totals, "read_s", generator=True)
+    for owner, name in ((VtokWriter, "write_block"), (VtokWriter, "close"), (vtok.media.video.VideoWriter, "write"),
+                        (vtok.media.video.VideoWriter, "close")):  # fmt: skip
+        _timed(owner, name, totals, "write_s")  # close: an encoder's buffered frames go out there
 
 
 def child(spec: dict) -> None:
@@ -69,11 +101,10 @@ def child(spec: dict) -> None:
     torch.set_num_threads(spec["threads"])
     from vtok.codec import decode_file, encode_file
     from vtok.model.registry import load
-    from vtok.model.tokenizer import Tokenizer
 
     model = load(spec["model"], "cpu")
-    totals = {"model_s": 0.0}
-    _patch_timers(Tokenizer, totals)
+    totals = {"model_s": 0.0, "read_s": 0.0, "write_s": 0.0}
+    _patch_timers(totals)
     start = time.perf_counter()
     if spec["step"] == "encode":
         src, dst, thr = Path(spec["src"]), Path(spec["dst"]), spec["threshold"]
@@ -85,7 +116,7 @@ def child(spec: dict) -> None:
         passes = None
     seconds = time.perf_counter() - start
     rss_mb = peak_rss_mb()
-    out = {"seconds": seconds, "model_s": totals["model_s"], "frames": r.frames, "rss_mb": rss_mb, "passes": passes}
+    out = {"seconds": seconds, **totals, "frames": r.frames, "rss_mb": rss_mb, "passes": passes}
     print(json.dumps(out))
 
 
@@ -148,11 +179,12 @@ def measure_all(args, made, trees: dict[str, Path], folder: Path) -> list[dict]:
                         raw.setdefault(key, []).append(run_child(spec, root))
     rows = []
     for (variant, name, size, threads, step, thr), runs in raw.items():
-        med = {k: statistics.median(r[k] for r in runs) for k in ("seconds", "model_s", "rss_mb")}
+        med = {k: statistics.median(r[k] for r in runs) for k in ("seconds", "model_s", "read_s", "write_s", "rss_mb")}
         frames = runs[0]["frames"]
         rows.append({"variant": variant, "clip": name, "size": size, "threads": threads,
                      "step": f"encode@{thr:g}" if step == "encode" else step, "fps": frames / med["seconds"],
-                     "model_s": med["model_s"], "io_s": med["seconds"] - med["model_s"], "seconds": med["seconds"],
+                     "model_s": med["model_s"], "read_s": med["read_s"], "write_s": med["write_s"],
+                     "io_s": med["seconds"] - med["model_s"], "seconds": med["seconds"],
                      "peak_rss_mb": med["rss_mb"], "passes": runs[0]["passes"], "frames": frames})  # fmt: skip
     return rows
 
@@ -160,7 +192,8 @@ def measure_all(args, made, trees: dict[str, Path], folder: Path) -> list[dict]:
 def print_table(rows: list[dict]) -> None:
     """Markdown table; with a baseline, a ratio column (this tree's fps / the baseline's)."""
     base = {(r["clip"], r["size"], r["threads"], r["step"]): r["fps"] for r in rows if r["variant"] == "baseline"}
-    cols = ["variant", "clip", "size", "threads", "step", "fps", "model_s", "io_s", "peak_rss_mb", "passes"]
+    cols = ["variant", "clip", "size", "threads", "step", "fps", "model_s", "read_s", "write_s", "io_s", "peak_rss_mb",
+            "passes"]  # fmt: skip
     print("| " + " | ".join(cols) + (" | vs baseline |" if base else " |"))
     print("|" + "---|" * (len(cols) + bool(base)))
     for r in sorted(rows, key=lambda r: (r["size"], r["clip"], r["step"], r["threads"], r["variant"])):
