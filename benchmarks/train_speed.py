@@ -1,14 +1,14 @@
 """Training throughput of each setting, side by side in one run: samples/s and pixels/s.
 
     python benchmarks/train_speed.py [--model vtok-fsq] [--batch 8] [--crop 96] [--steps 12] [--threads 1]
-        [--settings fp32 bf16 bf16-channels-last bf16-compile bf16-channels-last-autograd-norm]
+        [--settings fp32 bf16 bf16-channels-last bf16-compile bf16-channels-last-autograd-norm ...]
 
 One step is what `vtok train` does: a forward pass over the window's blocks (two consecutive
 blocks for a model with context), the loss, backward and AdamW. Settings are timed in turns
 (round robin, --rounds times), so a change in machine load hits them all alike; the table gives
 the median step time of each. A sample is one window; pixels count every frame of it.
-`autograd-norm` swaps the channel norms' written-out gradient for autograd's graph of the plain
-formula (mean over channels), as vtok had it before.
+`autograd-norm` leaves the channel norms' gradient to autograd instead of their written-out one;
+`mean-norm` also takes mean(1) over channels instead of a sum times 1/C: the norm as it was.
 """
 
 import argparse
@@ -26,16 +26,23 @@ from vtok.train.loop import _reconstruction_loss, blocks_forward
 
 
 def _autograd_norm(norm: _ChannelNorm, x: torch.Tensor) -> torch.Tensor:
+    """The channel norm's formula as it stands, its gradient left to autograd."""
+    mean_square = x.square().sum(1, keepdim=True) * (1.0 / x.shape[1])
+    return x * torch.rsqrt(mean_square + 1e-6) * norm.weight.to(x.dtype)
+
+
+def _mean_norm(norm: _ChannelNorm, x: torch.Tensor) -> torch.Tensor:
+    """The channel norm as it was: mean(1), slow in bf16 on the CPU, and autograd's gradient."""
     return x * torch.rsqrt(x.square().mean(1, keepdim=True) + 1e-6) * norm.weight.to(x.dtype)
 
 
 def _step_fn(name: str, setting: str, batch: int, crop: int):
     config = ARCHITECTURES[name]
     model = Tokenizer(config)
-    if "autograd-norm" in setting:
-        for module in model.modules():
-            if isinstance(module, _ChannelNorm):
-                module.forward = types.MethodType(_autograd_norm, module)
+    norm = _autograd_norm if "autograd-norm" in setting else _mean_norm if "mean-norm" in setting else None
+    for module in model.modules() if norm else ():
+        if isinstance(module, _ChannelNorm):
+            module.forward = types.MethodType(norm, module)
     if "channels-last" in setting:
         model = model.to(memory_format=torch.channels_last)
     forward = torch.compile(blocks_forward) if "compile" in setting else blocks_forward
@@ -71,7 +78,14 @@ def main() -> None:
     p.add_argument(
         "--settings",
         nargs="*",
-        default=["fp32", "bf16", "bf16-channels-last", "bf16-compile", "bf16-channels-last-autograd-norm"],
+        default=[
+            "fp32",
+            "bf16",
+            "bf16-channels-last",
+            "bf16-compile",
+            "bf16-channels-last-autograd-norm",
+            "bf16-channels-last-mean-norm",
+        ],  # fmt: skip
     )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
