@@ -171,7 +171,7 @@ def measure_all(args, made, trees: dict[str, Path], folder: Path) -> list[dict]:
                 for variant, root in trees.items():
                     vt = folder / f"{variant}_{name}_{size}.vtok"
                     for step, thr in steps(args.threshold):
-                        decode = step.startswith("decode")
+                        decode = step in DECODED
                         spec = {"step": step, "threads": threads, "model": args.model, "threshold": thr,
                                 "src": str(vt if decode else src),
                                 "dst": str(folder / f"{variant}{DECODED[step]}" if decode else vt)}  # fmt: skip

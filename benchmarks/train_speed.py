@@ -85,7 +85,7 @@ def main() -> None:
             "bf16-compile",
             "bf16-channels-last-autograd-norm",
             "bf16-channels-last-mean-norm",
-        ],  # fmt: skip
+        ],
     )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
