@@ -6,8 +6,9 @@ import torch
 from safetensors.torch import load_file
 
 from vtok.errors import MediaError, UsageError, VtokError
-from vtok.model.tokenizer import ModelConfig
+from vtok.model.tokenizer import ModelConfig, Tokenizer
 from vtok.train import MaskSampler, TrainConfig, WindowSampler, export, loop, run_training, train_model
+from vtok.train.checkpoint import adapt
 from vtok.train.data import build_cache
 from vtok.train.windows import FixedWindows, load_windows
 
@@ -241,3 +242,20 @@ def test_training_refuses_to_replace_a_model_without_force_but_continues_its_own
     run_training([clip], TrainConfig(**{**common, "steps": 2}, resume=ckpt), log=print)
     run_training([clip], TrainConfig(**common, force=True), log=print)
     assert weights.stat().st_mtime_ns != stamp
+
+
+def test_resuming_into_a_deeper_decoder_starts_from_the_same_pictures():
+    fine = dict(width=8, latent_width=16, encoder_depth=1, stride=4, levels=4)
+    shallow, deep = Tokenizer(ModelConfig(**fine, decoder_depth=1)), Tokenizer(ModelConfig(**fine, decoder_depth=2))
+    for p in shallow.parameters():  # no block near the identity: any misplaced weight shows
+        torch.nn.init.normal_(p, std=0.3)
+    logs = []
+    deep.load_state_dict(adapt(shallow.state_dict(), deep, logs.append), strict=True)
+    assert any("1 residual blocks per stage -> 2" in line for line in logs)
+    x = torch.rand(2, 3, 4, 32, 32) * 2 - 1
+    with torch.no_grad():
+        (y_shallow, _, i_shallow), (y_deep, _, i_deep) = shallow(x), deep(x)
+    assert torch.equal(i_shallow, i_deep) and torch.equal(y_shallow, y_deep)
+    deep(x)[0].square().mean().backward()  # the new blocks learn: their last convolution gets a gradient
+    assert deep.decoder.high[1].conv2.weight.grad.abs().sum() > 0
+    assert deep.decoder.low[2].conv2.weight.grad.abs().sum() > 0

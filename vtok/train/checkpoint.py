@@ -66,6 +66,7 @@ def adapt(state: dict, model: Tokenizer, log: Callable[[str], None]) -> dict:
     around a different quantizer) keeps `model`'s fresh initialisation.
     """
     own = model.state_dict()
+    state = _deepen_decoder(state, model, log)
     if not any(k in own and v.shape == own[k].shape for k, v in state.items()):
         raise VtokError("the weights to resume from share no layer with this architecture")
     out = {k: v for k, v in own.items() if k not in state}  # layers the old model lacked start fresh
@@ -85,6 +86,45 @@ def adapt(state: dict, model: Tokenizer, log: Callable[[str], None]) -> dict:
         else:
             log(f"{k}: {tuple(v.shape)} does not fit {tuple(want.shape)}; starting it fresh")
             out[k] = want
+    return out
+
+
+def _stage_depth(state: dict, stage: str, first: int) -> int:
+    """Residual blocks in one nn.Sequential decoder stage, counted from its index `first`."""
+    depth = 0
+    while f"{stage}.{first + depth}.conv1.weight" in state:
+        depth += 1
+    return depth
+
+
+def _deepen_decoder(state: dict, model: Tokenizer, log: Callable[[str], None]) -> dict:
+    """Weights of a stride-4 decoder with fewer residual blocks per stage, renumbered for `model`'s
+    deeper one. Each new block is appended after the old ones with its last convolution at zero, so
+    it starts as the identity and the model decodes exactly as before. Other weights pass unchanged.
+    """
+    depth = model.config.decoder_depth
+    if model.config.stride != 4:
+        return state
+    # (stage, index of its first residual block): `low` opens with its 2x2 downsampling convolution
+    stages = (("decoder.low", 1), ("decoder.high", 0))
+    old = {_stage_depth(state, stage, first) for stage, first in stages}
+    if len(old) != 1 or not 0 < (was := old.pop()) < depth:
+        return state
+    log(f"decoder: {was} residual blocks per stage -> {depth}; the new ones start as the identity")
+    out = {}
+    for key, value in state.items():
+        for stage, first in stages:
+            head, _, rest = key.partition(f"{stage}.")
+            if head == "" and rest:
+                index, _, name = rest.partition(".")
+                if int(index) >= first + was:  # the layers after the blocks move down
+                    key = f"{stage}.{int(index) + depth - was}.{name}"
+        out[key] = value
+    own = model.state_dict()
+    for stage, first in stages:
+        for i in range(first + was, first + depth):
+            for name in ("conv2.weight", "conv2.bias"):
+                out[f"{stage}.{i}.{name}"] = torch.zeros_like(own[f"{stage}.{i}.{name}"])
     return out
 
 
