@@ -63,8 +63,8 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     "vtok-fsq": ModelConfig(**_FINE),
     "vtok-lfq": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 16}),
     # candidates that lost the equal-compute comparison (benchmarks/results/architectures.md)
-    "vtok-fsq-deep": ModelConfig(**{**_FINE, "decoder_depth": 3}),  # on trial: a third block per decoder stage
     "vtok-fsq-context": ModelConfig(**_FINE, context=True),
+    "vtok-fsq-deep": ModelConfig(**{**_FINE, "decoder_depth": 3}),  # a third block per decoder stage
     "vtok-fsq-s8": ModelConfig(),  # the first design: one token per 4x8x8 pixels
     "vtok-lfq-s8": ModelConfig(quantizer={"kind": "lfq", "bits": 16}),
 }
