@@ -62,7 +62,8 @@ def adapt(state: dict, model: Tokenizer, log: Callable[[str], None]) -> dict:
     """Fit the weights of a related model to `model`, to start training from them.
 
     A convolution that took fewer input channels (the decoder before it took a keep mask) gets zero
-    weights for the new ones, so the old behaviour is kept. A tensor of any other shape (the layers
+    weights for the new ones, so the old behaviour is kept. A decoder with fewer residual blocks per
+    stage gets identity blocks appended (`_deepen_decoder`). A tensor of any other shape (the layers
     around a different quantizer) keeps `model`'s fresh initialisation.
     """
     own = model.state_dict()
@@ -102,9 +103,9 @@ def _deepen_decoder(state: dict, model: Tokenizer, log: Callable[[str], None]) -
     deeper one. Each new block is appended after the old ones with its last convolution at zero, so
     it starts as the identity and the model decodes exactly as before. Other weights pass unchanged.
     """
-    depth = model.config.decoder_depth
     if model.config.stride != 4:
         return state
+    depth = model.config.decoder_depth
     # (stage, index of its first residual block): `low` opens with its 2x2 downsampling convolution
     stages = (("decoder.low", 1), ("decoder.high", 0))
     old = {_stage_depth(state, stage, first) for stage, first in stages}
