@@ -259,3 +259,24 @@ def test_resuming_into_a_deeper_decoder_starts_from_the_same_pictures():
     deep(x)[0].square().mean().backward()  # the new blocks learn: their last convolution gets a gradient
     assert deep.decoder.high[1].conv2.weight.grad.abs().sum() > 0
     assert deep.decoder.low[2].conv2.weight.grad.abs().sum() > 0
+
+
+def test_resuming_into_a_wider_fsq_latent_keeps_the_codes_and_the_pictures():
+    torch.manual_seed(0)
+    fine = dict(width=8, latent_width=16, encoder_depth=1, decoder_depth=1, stride=4, levels=4)
+    narrow = Tokenizer(ModelConfig(**fine, quantizer={"kind": "fsq", "levels": [5, 4, 3]}))
+    wide = Tokenizer(ModelConfig(**fine, quantizer={"kind": "fsq", "levels": [5, 4, 3, 4]}))
+    for p in [*narrow.parameters(), *wide.parameters()]:  # wide's fresh rows, too, reach past zero
+        torch.nn.init.normal_(p, std=0.3)
+    logs = []
+    wide.load_state_dict(adapt(narrow.state_dict(), wide, logs.append), strict=True)
+    assert any("latent: 3 channels -> 4" in line for line in logs)
+    x = torch.rand(2, 3, 4, 32, 32) * 2 - 1
+    with torch.no_grad():
+        (y_narrow, _, i_narrow), (y_wide, _, i_wide) = narrow(x), wide(x)
+    assert torch.equal(i_wide % narrow.codebook_size, i_narrow)  # the old channels come first in the index
+    assert torch.allclose(y_narrow, y_wide, atol=1e-6)
+    new_channel = wide.quantizer(wide.latent(x))[0][:, 3]
+    assert new_channel.detach().abs().amax() > 0  # it carries something from the start
+    wide(x)[0].square().mean().backward()  # the decoder learns to read the new channel
+    assert wide.decoder.inp.weight.grad[:, 3].abs().sum() > 0

@@ -65,6 +65,8 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     # candidates that lost the equal-compute comparison (benchmarks/results/architectures.md)
     "vtok-fsq-context": ModelConfig(**_FINE, context=True),
     "vtok-fsq-deep": ModelConfig(**{**_FINE, "decoder_depth": 3}),  # a third block per decoder stage
+    # a seventh FSQ channel: 256,000 codes (18 bits) instead of 64,000 (16)
+    "vtok-fsq-256k": ModelConfig(**_FINE, quantizer={"kind": "fsq", "levels": [8, 8, 8, 5, 5, 5, 4]}),
     "vtok-fsq-s8": ModelConfig(),  # the first design: one token per 4x8x8 pixels
     "vtok-lfq-s8": ModelConfig(quantizer={"kind": "lfq", "bits": 16}),
 }

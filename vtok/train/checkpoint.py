@@ -63,11 +63,12 @@ def adapt(state: dict, model: Tokenizer, log: Callable[[str], None]) -> dict:
 
     A convolution that took fewer input channels (the decoder before it took a keep mask) gets zero
     weights for the new ones, so the old behaviour is kept. A decoder with fewer residual blocks per
-    stage gets identity blocks appended (`_deepen_decoder`). A tensor of any other shape (the layers
-    around a different quantizer) keeps `model`'s fresh initialisation.
+    stage gets identity blocks appended (`_deepen_decoder`); an FSQ latent with fewer channels gets
+    new ones that the decoder starts by ignoring (`_widen_latent`). A tensor of any other shape (the
+    layers around a different quantizer) keeps `model`'s fresh initialisation.
     """
     own = model.state_dict()
-    state = _deepen_decoder(state, model, log)
+    state = _widen_latent(_deepen_decoder(state, model, log), model, log)
     if not any(k in own and v.shape == own[k].shape for k, v in state.items()):
         raise VtokError("the weights to resume from share no layer with this architecture")
     out = {k: v for k, v in own.items() if k not in state}  # layers the old model lacked start fresh
@@ -126,6 +127,30 @@ def _deepen_decoder(state: dict, model: Tokenizer, log: Callable[[str], None]) -
         for i in range(first + was, first + depth):
             for name in ("conv2.weight", "conv2.bias"):
                 out[f"{stage}.{i}.{name}"] = torch.zeros_like(own[f"{stage}.{i}.{name}"])
+    return out
+
+
+def _widen_latent(state: dict, model: Tokenizer, log: Callable[[str], None]) -> dict:
+    """Weights of a model whose FSQ latent had fewer channels (levels appended since), fitted to
+    `model`. The encoder's last convolution keeps its rows and gets fresh ones for the new channels;
+    the decoder's first convolution gets zero weights for them, inserted before the keep mask. The
+    model decodes exactly as before, and the fresh rows give the new channels a gradient at once.
+    """
+    if model.config.quantizer["kind"] != "fsq":
+        return state
+    own = model.state_dict()
+    last = f"encoder.{len(model.encoder) - 1}"
+    first = "decoder.inp" if model.config.stride == 4 else "decoder.0"
+    old, new = state.get(f"{last}.weight"), own[f"{last}.weight"]
+    if old is None or not old.shape[0] < new.shape[0] or old.shape[1:] != new.shape[1:]:
+        return state
+    was, dim = old.shape[0], new.shape[0]
+    log(f"latent: {was} channels -> {dim}; the decoder starts by ignoring the new ones")
+    out = dict(state)
+    out[f"{last}.weight"] = torch.cat([old, new[was:]])
+    out[f"{last}.bias"] = torch.cat([state[f"{last}.bias"], own[f"{last}.bias"][was:]])
+    w = state[f"{first}.weight"]
+    out[f"{first}.weight"] = torch.cat([w[:, :was], w.new_zeros(w.shape[0], dim - was, *w.shape[2:]), w[:, was:]], 1)
     return out
 
 
