@@ -59,14 +59,14 @@ class ModelConfig:
 
 # Named architectures that `vtok train` can build from scratch.
 _FINE = {"width": 128, "latent_width": 256, "encoder_depth": 2, "decoder_depth": 2, "stride": 4, "levels": 4}
+_FSQ_256K = {"kind": "fsq", "levels": [8, 8, 8, 5, 5, 5, 4]}  # 256,000 codes (18 bits): a seventh channel
 ARCHITECTURES: dict[str, ModelConfig] = {
-    "vtok-fsq": ModelConfig(**_FINE),
+    "vtok-fsq": ModelConfig(**_FINE, quantizer=_FSQ_256K),
     "vtok-lfq": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 16}),
     # candidates that lost the equal-compute comparison (benchmarks/results/architectures.md)
-    "vtok-fsq-context": ModelConfig(**_FINE, context=True),
-    "vtok-fsq-deep": ModelConfig(**{**_FINE, "decoder_depth": 3}),  # a third block per decoder stage
-    # a seventh FSQ channel: 256,000 codes (18 bits) instead of 64,000 (16)
-    "vtok-fsq-256k": ModelConfig(**_FINE, quantizer={"kind": "fsq", "levels": [8, 8, 8, 5, 5, 5, 4]}),
+    "vtok-fsq-64k": ModelConfig(**_FINE),  # six FSQ channels, 64,000 codes: vtok-fsq until 2026-12-01
+    "vtok-fsq-context": ModelConfig(**_FINE, quantizer=_FSQ_256K, context=True),
+    "vtok-fsq-deep": ModelConfig(**_FINE | {"decoder_depth": 3}, quantizer=_FSQ_256K),  # a third block per stage
     "vtok-fsq-s8": ModelConfig(),  # the first design: one token per 4x8x8 pixels
     "vtok-lfq-s8": ModelConfig(quantizer={"kind": "lfq", "bits": 16}),
 }
