@@ -244,13 +244,20 @@ def test_training_refuses_to_replace_a_model_without_force_but_continues_its_own
     assert weights.stat().st_mtime_ns != stamp
 
 
+def _fit_randomised(old: Tokenizer, new: Tokenizer) -> list[str]:
+    """Randomise both models' weights (no block near the identity, so any misplaced weight shows, and
+    fresh layers reach past zero), then load old's fitted by `adapt` into new; adapt's log lines."""
+    for p in [*old.parameters(), *new.parameters()]:
+        torch.nn.init.normal_(p, std=0.3)
+    logs = []
+    new.load_state_dict(adapt(old.state_dict(), new, logs.append), strict=True)
+    return logs
+
+
 def test_resuming_into_a_deeper_decoder_starts_from_the_same_pictures():
     fine = dict(width=8, latent_width=16, encoder_depth=1, stride=4, levels=4)
     shallow, deep = Tokenizer(ModelConfig(**fine, decoder_depth=1)), Tokenizer(ModelConfig(**fine, decoder_depth=2))
-    for p in shallow.parameters():  # no block near the identity: any misplaced weight shows
-        torch.nn.init.normal_(p, std=0.3)
-    logs = []
-    deep.load_state_dict(adapt(shallow.state_dict(), deep, logs.append), strict=True)
+    logs = _fit_randomised(shallow, deep)
     assert any("1 residual blocks per stage -> 2" in line for line in logs)
     x = torch.rand(2, 3, 4, 32, 32) * 2 - 1
     with torch.no_grad():
@@ -266,10 +273,7 @@ def test_resuming_into_a_wider_fsq_latent_keeps_the_codes_and_the_pictures():
     fine = dict(width=8, latent_width=16, encoder_depth=1, decoder_depth=1, stride=4, levels=4)
     narrow = Tokenizer(ModelConfig(**fine, quantizer={"kind": "fsq", "levels": [5, 4, 3]}))
     wide = Tokenizer(ModelConfig(**fine, quantizer={"kind": "fsq", "levels": [5, 4, 3, 4]}))
-    for p in [*narrow.parameters(), *wide.parameters()]:  # wide's fresh rows, too, reach past zero
-        torch.nn.init.normal_(p, std=0.3)
-    logs = []
-    wide.load_state_dict(adapt(narrow.state_dict(), wide, logs.append), strict=True)
+    logs = _fit_randomised(narrow, wide)
     assert any("latent: 3 channels -> 4" in line for line in logs)
     x = torch.rand(2, 3, 4, 32, 32) * 2 - 1
     with torch.no_grad():
