@@ -68,7 +68,7 @@ def adapt(state: dict, model: Tokenizer, log: Callable[[str], None]) -> dict:
     layers around a different quantizer) keeps `model`'s fresh initialisation.
     """
     own = model.state_dict()
-    state = _widen_latent(_deepen_decoder(state, model, log), model, log)
+    state = _widen_latent(_deepen_decoder(state, model, own, log), model, own, log)
     if not any(k in own and v.shape == own[k].shape for k, v in state.items()):
         raise VtokError("the weights to resume from share no layer with this architecture")
     out = {k: v for k, v in own.items() if k not in state}  # layers the old model lacked start fresh
@@ -99,10 +99,11 @@ def _stage_depth(state: dict, stage: str, first: int) -> int:
     return depth
 
 
-def _deepen_decoder(state: dict, model: Tokenizer, log: Callable[[str], None]) -> dict:
+def _deepen_decoder(state: dict, model: Tokenizer, own: dict, log: Callable[[str], None]) -> dict:
     """Weights of a stride-4 decoder with fewer residual blocks per stage, renumbered for `model`'s
     deeper one. Each new block is appended after the old ones with its last convolution at zero, so
     it starts as the identity and the model decodes exactly as before. Other weights pass unchanged.
+    `own` is `model`'s state dict.
     """
     if model.config.stride != 4:
         return state
@@ -122,7 +123,6 @@ def _deepen_decoder(state: dict, model: Tokenizer, log: Callable[[str], None]) -
                 if int(index) >= first + was:  # the layers after the blocks move down
                     key = f"{stage}.{int(index) + depth - was}.{name}"
         out[key] = value
-    own = model.state_dict()
     for stage, first in stages:
         for i in range(first + was, first + depth):
             for name in ("conv2.weight", "conv2.bias"):
@@ -130,15 +130,15 @@ def _deepen_decoder(state: dict, model: Tokenizer, log: Callable[[str], None]) -
     return out
 
 
-def _widen_latent(state: dict, model: Tokenizer, log: Callable[[str], None]) -> dict:
+def _widen_latent(state: dict, model: Tokenizer, own: dict, log: Callable[[str], None]) -> dict:
     """Weights of a model whose FSQ latent had fewer channels (levels appended since), fitted to
     `model`. The encoder's last convolution keeps its rows and gets fresh ones for the new channels;
     the decoder's first convolution gets zero weights for them, inserted before the keep mask. The
     model decodes exactly as before, and the fresh rows give the new channels a gradient at once.
+    `own` is `model`'s state dict.
     """
     if model.config.quantizer["kind"] != "fsq":
         return state
-    own = model.state_dict()
     last = f"encoder.{len(model.encoder) - 1}"
     first = "decoder.inp" if model.config.stride == 4 else "decoder.0"
     old, new = state.get(f"{last}.weight"), own[f"{last}.weight"]
