@@ -22,10 +22,12 @@ def test_reference_fsq_matches_the_quantizer_and_packs_small(levels):
     assert got.dtype == (torch.uint16 if FSQ(levels).codebook_size <= 65536 else torch.int32)
 
 
-def test_reference_lfq_matches_the_quantizer():
-    z = torch.randn(3, 16, 4, 6)
+@pytest.mark.parametrize("bits", [16, 18])
+def test_reference_lfq_matches_the_quantizer_and_packs_small(bits):
+    z = torch.randn(3, bits, 4, 6)
     got = kernels.lfq_indices(z)
-    assert got.dtype == torch.uint16 and torch.equal(got.long(), LFQ(16)(z)[1])
+    assert torch.equal(got.long(), LFQ(bits)(z)[1])
+    assert got.dtype == (torch.uint16 if bits <= 16 else torch.int32)
 
 
 def _real_block(clip, device):
@@ -48,10 +50,11 @@ def test_cupy_fsq_is_identical_to_torch(levels):
 
 
 @pytest.mark.gpu
-def test_cupy_lfq_is_identical_to_torch():
+@pytest.mark.parametrize("bits", [16, 18])
+def test_cupy_lfq_is_identical_to_torch(bits):
     from vtok.kernels import cupy_impl
 
-    z = torch.randn(4, 16, 45, 80, device="cuda")
+    z = torch.randn(4, bits, 45, 80, device="cuda")
     z[0, 0, 0, 0] = 0.0  # the sign boundary: zero is not positive
     assert torch.equal(cupy_impl.lfq_indices(z), torch_ref.lfq_indices(z))
 

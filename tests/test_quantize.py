@@ -51,7 +51,7 @@ def test_fsq_passes_gradients_straight_through():
     assert z.grad is not None and z.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("bits", [1, 2, 5, 10, 16])
+@pytest.mark.parametrize("bits", [1, 2, 5, 10, 16, 18])
 def test_lfq_indices_to_codes_to_indices_is_identity(bits):
     q = LFQ(bits)
     indices = torch.arange(q.codebook_size)
@@ -71,11 +71,13 @@ def test_lfq_forward_matches_signs_and_dequantize(shape):
     assert indices.max() < 2**16
 
 
-def test_lfq_entropy_penalty_prefers_spread_codes():
-    q = LFQ(8)
-    collapsed = torch.ones(64, 8) * 3  # every sample picks the same code
-    spread = torch.randn(64, 8) * 3
-    assert q.entropy_penalty(spread) < q.entropy_penalty(collapsed)
+@pytest.mark.parametrize("bits", [8, 16, 18])
+def test_lfq_entropy_penalty_prefers_spread_codes(bits):
+    q = LFQ(bits)
+    collapsed = torch.ones(64, bits) * 3  # every sample picks the same code
+    spread = torch.randn(64, bits) * 3
+    copied = torch.randn(64, 1).expand(64, bits) * 3  # bits that copy each other: two codes
+    assert q.entropy_penalty(spread) < q.entropy_penalty(copied) < q.entropy_penalty(collapsed)
 
 
 def test_make_quantizer_from_spec_and_bad_specs():
@@ -86,4 +88,4 @@ def test_make_quantizer_from_spec_and_bad_specs():
     with pytest.raises(ValueError):
         FSQ((1, 5))
     with pytest.raises(ValueError):
-        LFQ(17)
+        LFQ(32)

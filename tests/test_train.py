@@ -268,13 +268,20 @@ def test_resuming_into_a_deeper_decoder_starts_from_the_same_pictures():
     assert deep.decoder.low[2].conv2.weight.grad.abs().sum() > 0
 
 
-def test_resuming_into_a_wider_fsq_latent_keeps_the_codes_and_the_pictures():
+@pytest.mark.parametrize(
+    "narrow_spec, wide_spec",
+    [
+        ({"kind": "fsq", "levels": [5, 4, 3]}, {"kind": "fsq", "levels": [5, 4, 3, 4]}),
+        ({"kind": "lfq", "bits": 3}, {"kind": "lfq", "bits": 5}),
+    ],
+)
+def test_resuming_into_a_wider_latent_keeps_the_codes_and_the_pictures(narrow_spec, wide_spec):
     torch.manual_seed(0)
     fine = dict(width=8, latent_width=16, encoder_depth=1, decoder_depth=1, stride=4, levels=4)
-    narrow = Tokenizer(ModelConfig(**fine, quantizer={"kind": "fsq", "levels": [5, 4, 3]}))
-    wide = Tokenizer(ModelConfig(**fine, quantizer={"kind": "fsq", "levels": [5, 4, 3, 4]}))
+    narrow = Tokenizer(ModelConfig(**fine, quantizer=narrow_spec))
+    wide = Tokenizer(ModelConfig(**fine, quantizer=wide_spec))
     logs = _fit_randomised(narrow, wide)
-    assert any("latent: 3 channels -> 4" in line for line in logs)
+    assert any(f"latent: 3 channels -> {wide.quantizer.dim}" in line for line in logs)
     x = torch.rand(2, 3, 4, 32, 32) * 2 - 1
     with torch.no_grad():
         (y_narrow, _, i_narrow), (y_wide, _, i_wide) = narrow(x), wide(x)

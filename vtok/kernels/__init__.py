@@ -2,7 +2,7 @@
 
 Both backends expose the same verbs:
 - `fsq_indices(z, levels)`: FSQ bound, round and mixed-radix index, packed to uint16 (uint32 if needed);
-- `lfq_indices(z)`: LFQ sign bits to index, packed to uint16;
+- `lfq_indices(z)`: LFQ sign bits to index, packed to uint16 (uint32 above 16 bits);
 - `rlt_update(block, start, threshold)`: per-patch mean absolute difference against the run start,
   the threshold, and the run-start update, in one pass over the block.
 
@@ -36,7 +36,7 @@ def fsq_indices(z: torch.Tensor, levels: tuple[int, ...]) -> torch.Tensor:
 
 
 def lfq_indices(z: torch.Tensor) -> torch.Tensor:
-    """z float (B, D, h, w), D <= 16 -> indices uint16 (B, h, w)."""
+    """z float (B, D, h, w), D <= 31 -> indices (B, h, w), uint16 when D <= 16 else int32."""
     return backend_for(z).lfq_indices(z)
 
 

@@ -35,14 +35,14 @@ extern "C" __global__ void fsq_indices(const float* z, const int* levels, int D,
 """
 
 _LFQ = r"""
-extern "C" __global__ void lfq_indices(const float* z, int D, int B, int HW, unsigned short* out) {
+extern "C" __global__ void lfq_indices(const float* z, int D, int B, int HW, unsigned short* out16, int* out32) {
     long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     if (i >= (long long)B * HW) return;
     long long b = i / HW, p = i % HW;
     const float* zp = z + b * D * (long long)HW + p;
     unsigned int index = 0;
     for (int d = 0; d < D; ++d) index |= (zp[d * (long long)HW] > 0.0f ? 1u : 0u) << d;
-    out[i] = (unsigned short)index;
+    if (out16) out16[i] = (unsigned short)index; else out32[i] = (int)index;
 }
 """
 
@@ -119,12 +119,12 @@ def fsq_indices(z: torch.Tensor, levels: tuple[int, ...]) -> torch.Tensor:
 
 def lfq_indices(z: torch.Tensor) -> torch.Tensor:
     b, d, h, w = z.shape
-    out = torch.empty((b, h, w), dtype=torch.int16, device=z.device)  # viewed as uint16, as in fsq_indices
-    n = b * h * w
-    _kernel("lfq_indices", _LFQ)(
-        ((n + 255) // 256,), (256,), (_cupy(z.float()), cp.int32(d), cp.int32(b), cp.int32(h * w), _cupy(out))
-    )
-    return out.view(torch.uint16)
+    wide = d > 16
+    out = torch.empty((b, h, w), dtype=torch.int32 if wide else torch.int16, device=z.device)  # as in fsq_indices
+    oc, null, n = _cupy(out), cp.uint64(0), b * h * w
+    args = (_cupy(z.float()), cp.int32(d), cp.int32(b), cp.int32(h * w), null if wide else oc, oc if wide else null)
+    _kernel("lfq_indices", _LFQ)(((n + 255) // 256,), (256,), args)
+    return out if wide else out.view(torch.uint16)
 
 
 def rlt_update(block: torch.Tensor, start: torch.Tensor, threshold: float) -> torch.Tensor:

@@ -22,9 +22,9 @@ def fsq_indices(z: torch.Tensor, levels: tuple[int, ...]) -> torch.Tensor:
 
 
 def lfq_indices(z: torch.Tensor) -> torch.Tensor:
-    """z float (B, D, h, w) -> indices uint16 (B, h, w): bit d is set where z[:, d] > 0."""
+    """z float (B, D, h, w) -> indices (B, h, w), packed to the stored type: bit d is set where z[:, d] > 0."""
     weights = 2 ** torch.arange(z.shape[1], device=z.device, dtype=torch.int64)
-    return ((z > 0).long() * weights.view(1, -1, 1, 1)).sum(1).to(torch.uint16)
+    return ((z > 0).long() * weights.view(1, -1, 1, 1)).sum(1).to(_index_dtype(1 << z.shape[1]))
 
 
 def rlt_update(block: torch.Tensor, start: torch.Tensor, threshold: float) -> torch.Tensor:

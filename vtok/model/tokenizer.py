@@ -63,6 +63,8 @@ _FSQ_256K = {"kind": "fsq", "levels": [8, 8, 8, 5, 5, 5, 4]}  # 256,000 codes (1
 ARCHITECTURES: dict[str, ModelConfig] = {
     "vtok-fsq": ModelConfig(**_FINE, quantizer=_FSQ_256K),
     "vtok-lfq": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 16}),
+    # under test: 18 LFQ bits, MAGVIT-v2's 2^18 = 262,144 codes, beside vtok-fsq's 256,000
+    "vtok-lfq-262k": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 18}),
     # candidates that lost the equal-compute comparison (benchmarks/results/architectures.md)
     "vtok-fsq-64k": ModelConfig(**_FINE),  # six FSQ channels, 64,000 codes: vtok-fsq until 2026-12-01
     "vtok-fsq-context": ModelConfig(**_FINE, quantizer=_FSQ_256K, context=True),

@@ -1,7 +1,8 @@
 """Lookup-free quantization (Yu et al., 2023, MAGVIT-v2): each latent channel is one bit, its sign.
 
-With 16 channels the codebook has 2^16 = 65,536 codes, which fit in uint16. Training adds an
-entropy penalty so that the codebook is used evenly instead of collapsing to a few codes.
+With 16 channels the codebook has 2^16 = 65,536 codes, which fit in uint16; with 18, MAGVIT-v2's
+2^18, indices are stored as uint32. Training adds an entropy penalty so that the codebook is used
+evenly instead of collapsing to a few codes.
 """
 
 import torch
@@ -15,8 +16,8 @@ class LFQ(nn.Module):
 
     def __init__(self, bits: int = 16):
         super().__init__()
-        if not 1 <= int(bits) <= 16:
-            raise ValueError(f"LFQ bits must be in 1..16 so that indices fit uint16, got {bits}")
+        if not 1 <= int(bits) <= 31:
+            raise ValueError(f"LFQ bits must be in 1..31 so that indices fit int32, got {bits}")
         self.bits = int(bits)
         self.dim = self.bits
         self.codebook_size = 2**self.bits
@@ -55,14 +56,16 @@ class LFQ(nn.Module):
     def entropy_penalty(self, z: torch.Tensor, temperature: float = 1.0, group: int = 8) -> torch.Tensor:
         """Per-sample code entropy minus batch code entropy, for z (B, D, ...); lower is better.
 
-        The bits are split into groups of `group` bits, and each group gets an exact softmax over its
-        2^group sub-codes (logits: 2 z . c for c in {-1, 1}^group, i.e. minus the squared distance).
-        Unlike treating every bit alone, this sees bits that copy each other: a codebook where all
-        bits agree has high per-bit entropy but only two codes. Groups are taken as independent.
+        The bits are split into ceil(D / group) equal groups of at most `group` bits (16 bits: two
+        of 8; 18 bits: three of 6; bits left over by an uneven split are not counted), and each group
+        gets an exact softmax over its sub-codes (logits: 2 z . c for c in {-1, 1}^g, i.e. minus the
+        squared distance). Unlike treating every bit alone, this sees bits that copy each other: a
+        codebook where all bits agree has high per-bit entropy but only two codes. Groups are taken
+        as independent.
         """
-        d = self.dim - self.dim % group if self.dim >= group else self.dim
-        g = min(group, self.dim)
-        zf = z.float().movedim(1, -1).reshape(-1, self.dim)[:, :d].reshape(-1, d // g, g)
+        n = -(-self.dim // group)
+        g = self.dim // n
+        zf = z.float().movedim(1, -1).reshape(-1, self.dim)[:, : n * g].reshape(-1, n, g)
         sub = torch.arange(2**g, device=z.device)
         codes = ((sub[:, None] >> torch.arange(g, device=z.device)) & 1).float() * 2 - 1  # (2^g, g)
         logp = torch.log_softmax(2 * zf @ codes.T / temperature, dim=-1)  # (N, groups, 2^g)

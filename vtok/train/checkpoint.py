@@ -63,9 +63,9 @@ def adapt(state: dict, model: Tokenizer, log: Callable[[str], None]) -> dict:
 
     A convolution that took fewer input channels (the decoder before it took a keep mask) gets zero
     weights for the new ones, so the old behaviour is kept. A decoder with fewer residual blocks per
-    stage gets identity blocks appended (`_deepen_decoder`); an FSQ latent with fewer channels gets
-    new ones that the decoder starts by ignoring (`_widen_latent`). A tensor of any other shape (the
-    layers around a different quantizer) keeps `model`'s fresh initialisation.
+    stage gets identity blocks appended (`_deepen_decoder`); a latent with fewer channels gets new ones
+    that the decoder starts by ignoring (`_widen_latent`). A tensor of any other shape keeps
+    `model`'s fresh initialisation.
     """
     own = model.state_dict()
     state = _widen_latent(_deepen_decoder(state, model, own, log), model, own, log)
@@ -131,14 +131,13 @@ def _deepen_decoder(state: dict, model: Tokenizer, own: dict, log: Callable[[str
 
 
 def _widen_latent(state: dict, model: Tokenizer, own: dict, log: Callable[[str], None]) -> dict:
-    """Weights of a model whose FSQ latent had fewer channels (levels appended since), fitted to
-    `model`. The encoder's last convolution keeps its rows and gets fresh ones for the new channels;
-    the decoder's first convolution gets zero weights for them, inserted before the keep mask. The
-    model decodes exactly as before, and the fresh rows give the new channels a gradient at once.
-    `own` is `model`'s state dict.
+    """Weights of a model whose latent had fewer channels (FSQ levels or LFQ bits appended since),
+    fitted to `model`. The encoder's last convolution keeps its rows and gets fresh ones for the new
+    channels; the decoder's first convolution gets zero weights for them, inserted before the keep
+    mask. Within one kind the model decodes exactly as before; from vtok-fsq's weights into vtok-lfq,
+    the old channels' signs become the first bits. The fresh rows give the new channels a gradient
+    at once. The old channels stay the low digits of the index. `own` is `model`'s state dict.
     """
-    if model.config.quantizer["kind"] != "fsq":
-        return state
     last = f"encoder.{len(model.encoder) - 1}"
     first = "decoder.inp" if model.config.stride == 4 else "decoder.0"
     old, new = state.get(f"{last}.weight"), own[f"{last}.weight"]
