@@ -2,11 +2,12 @@
 
     PYTHONPATH=. python fuzz/make_corpus.py
 
-Both layouts (stride 8 with 3 levels: version 2; stride 4 with 4 levels and keyframes: version 3),
+Both layouts (stride 8 with 3 levels: version 2; stride 4 with 4 levels and keyframes: version 4),
 with and without audio, with runs, every code width, an empty video, an unknown chunk type, and
-the test suite's golden file. The `raw-` files store their block chunks as zstd frames of raw
-(uncompressed) blocks, as valid as any other: a mutation of those bytes changes the decompressed
-data directly instead of breaking the compression. Deterministic: the same files every time.
+the test suite's golden files (with one of version 3, whose codes are not in byte planes). The
+`raw-` files store their block chunks as zstd frames of raw (uncompressed) blocks, as valid as any
+other: a mutation of those bytes changes the decompressed data directly instead of breaking the
+compression. Deterministic: the same files every time.
 """
 
 import shutil
@@ -21,7 +22,7 @@ from vtok.format import Header, VtokWriter
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "corpus"
-GOLDEN = HERE.parent / "tests" / "data" / "golden_v2.vtok"
+GOLDENS = [HERE.parent / "tests" / "data" / f"golden_v{v}.vtok" for v in (2, 3)]
 
 _RAW_BLOCK = 128 << 10  # the largest zstd block
 
@@ -99,13 +100,14 @@ def main() -> None:
     write("v2-one-chunk.vtok", header(frames=7, quantizer={"kind": "lfq", "bits": 16}, codebook_size=1 << 16))
     write("v2-uint8.vtok", header(width=9, height=30, frames=13, block_frames=3, codebook_size=200), per_chunk=3)
     write("v2-empty.vtok", header(frames=0))
-    write("v3-audio.vtok", header(width=70, height=36, frames=21, **fine), audio=audio)
-    write("v3-uint32.vtok", header(width=24, height=24, frames=8, codebook_size=1 << 20, **fine), per_chunk=4)
-    write("v3-every-block-a-keyframe.vtok", header(frames=9, token_stride=4, levels=4, keyframe_interval=1))
+    write("v4-audio.vtok", header(width=70, height=36, frames=21, **fine), audio=audio)
+    write("v4-uint32.vtok", header(width=24, height=24, frames=8, codebook_size=1 << 20, **fine), per_chunk=4)
+    write("v4-every-block-a-keyframe.vtok", header(frames=9, token_stride=4, levels=4, keyframe_interval=1))
     write("raw-v2-audio.vtok", header(), audio=audio, raw=True)
-    write("raw-v3.vtok", header(width=40, height=36, frames=14, **fine), raw=True)
+    write("raw-v4.vtok", header(width=40, height=36, frames=14, **fine), raw=True)
     add_unknown_chunk("v2-unknown-chunk.vtok", "v2-audio.vtok")
-    shutil.copy(GOLDEN, CORPUS / GOLDEN.name)
+    for golden in GOLDENS:
+        shutil.copy(golden, CORPUS / golden.name)
     total = sum(p.stat().st_size for p in CORPUS.iterdir())
     print(f"{CORPUS}: {len(list(CORPUS.iterdir()))} files, {total} bytes")
 

@@ -12,6 +12,8 @@ from vtok.format.chunks import INDEX_ENTRY as _INDEX_ENTRY
 from vtok.format.layout import tile_keep
 
 GOLDEN = DATA / "golden_v2.vtok"  # the first layout: version-2 bytes
+GOLDEN_V3 = DATA / "golden_v3.vtok"  # write_fine's file as version 3 wrote it: each code's bytes together
+GOLDEN_V4 = DATA / "golden_v4.vtok"  # write_fine's file as version 4 writes it: codes in byte planes
 
 
 def small_header(**changes) -> Header:
@@ -55,6 +57,59 @@ def write_small(path: Path, audio: bytes | None = b"not really matroska") -> lis
             w.add_audio(audio)
         w.close()
     return blocks
+
+
+def write_fine(path: Path) -> None:
+    """Three blocks of the fine layout with 18-bit codes, a keyframe every 2 blocks, over two chunks:
+    a full block, one with runs at random tile levels, and a short keyframe."""
+    h = small_header(
+        width=70, height=40, frames=9, token_stride=4, levels=4, keyframe_interval=2,
+        quantizer={"kind": "fsq", "levels": [8, 8, 8, 5, 5, 5, 4]}, codebook_size=256000,
+    )  # fmt: skip
+    rows, cols = h.grid
+    rng = np.random.default_rng(3)
+    run = np.zeros((rows, cols), bool)
+    run[2:6, 3:9] = True
+    with VtokWriter(path, h) as w:
+        w.write_block(rng.integers(0, 256000, (rows, cols)), frames=4)
+        codes, levels = rng.integers(0, 256000, (rows, cols)), rng.integers(0, 4, h.tiles)
+        w.write_block(codes, frames=4, run_mask=run, tile_levels=levels)
+        w.write_block(rng.integers(0, 256000, (rows, cols)), frames=1, tile_levels=np.full(h.tiles, 2))
+
+
+def test_golden_bytes_of_the_fine_layout_in_byte_planes(tmp_path):
+    path = tmp_path / "fine.vtok"
+    write_fine(path)
+    if GENERATE:
+        GOLDEN_V4.write_bytes(path.read_bytes())
+    assert path.read_bytes() == GOLDEN_V4.read_bytes() and path.read_bytes()[8:10] == struct.pack("<H", 4)
+
+
+def test_version_3_files_read_as_they_were_written():
+    """GOLDEN_V3 was written by the version-3 writer (each code's bytes together) from write_fine's
+    blocks: it reads back to the same header and blocks as version 4's byte planes."""
+    assert GOLDEN_V3.read_bytes()[8:10] == struct.pack("<H", 3)
+    with VtokReader(GOLDEN_V3) as old, VtokReader(GOLDEN_V4) as new:
+        assert old.header == new.header and old.header.code_dtype == np.uint32
+        pairs = list(zip(old.blocks(), new.blocks(), strict=True))
+    assert len(pairs) == 3 and sum(a.codes.size for a, _ in pairs) > 200
+    for a, b in pairs:
+        assert np.array_equal(a.codes, b.codes) and a.codes.max() > 1 << 16  # the high bytes are there
+        assert np.array_equal(a.run_mask, b.run_mask) and np.array_equal(a.tile_levels, b.tile_levels)
+
+
+def test_byte_planes_round_trip_every_code_type():
+    from vtok.format.chunks import codes_from_bytes, codes_to_bytes
+
+    rng = np.random.default_rng(0)
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        codes = rng.integers(0, np.iinfo(dtype).max, 37, endpoint=True).astype(dtype)
+        for planes in (False, True):
+            raw = b"xyz" + codes_to_bytes(codes, planes)
+            assert np.array_equal(codes_from_bytes(raw, np.dtype(dtype), 37, 3, planes), codes)
+        planar = codes_to_bytes(codes, True)
+        assert planar[:37] == (codes & 0xFF).astype(np.uint8).tobytes()  # the lowest bytes come first
+        assert codes_to_bytes(codes[:0], True) == b""
 
 
 def test_golden_bytes(tmp_path):
@@ -169,13 +224,19 @@ def test_unknown_version_is_refused(tmp_path):
     path = tmp_path / "a.vtok"
     write_small(path)
     data = bytearray(path.read_bytes())
-    data[8:10] = struct.pack("<H", 4)
+    data[8:10] = struct.pack("<H", 5)
     path.write_bytes(bytes(data))
-    with pytest.raises(ContainerError, match="version 4 is not supported"):
+    with pytest.raises(ContainerError, match="version 5 is not supported"):
         read_all(path)
-    data[8:10] = struct.pack("<H", 3)  # a known version, but the header is of the first layout: version 2
-    path.write_bytes(bytes(data))
-    with pytest.raises(ContainerError, match="version-3 file holds a header of version 2"):
+    for version in (3, 4):  # known versions, but the header is of the first layout: version 2
+        data[8:10] = struct.pack("<H", version)
+        path.write_bytes(bytes(data))
+        with pytest.raises(ContainerError, match=f"version-{version} file holds a header of version 2"):
+            read_all(path)
+    fine = bytearray(GOLDEN_V4.read_bytes())
+    fine[8:10] = struct.pack("<H", 2)  # and a fine layout's header in a version-2 file
+    path.write_bytes(bytes(fine))
+    with pytest.raises(ContainerError, match="version-2 file holds a header of version 3"):
         read_all(path)
 
 
@@ -262,7 +323,7 @@ def test_fine_layout_with_keyframes_round_trips_and_chunks_start_at_keyframes(tm
             w.write_block(indices, frames=min(4, 21 - 4 * b), run_mask=mask, tile_levels=levels)
             written.append((indices, mask, levels))
         w.close()
-    assert path.read_bytes()[8:10] == struct.pack("<H", 3)  # a layout other than the first: version 3
+    assert path.read_bytes()[8:10] == struct.pack("<H", 4)  # a layout other than the first: version 4
     with VtokReader(path) as r:
         assert r.header == h and r.header.keyframe_interval == 2
         assert all(int(e["first_block"]) % 2 == 0 for e in r._index)

@@ -1,4 +1,4 @@
-"""Read `.vtok` files, versions 2 and 3 (docs/FORMAT.md): the bytes on disk.
+"""Read `.vtok` files, versions 2, 3 and 4 (docs/FORMAT.md): the bytes on disk.
 
 A file is a preamble, the header (vtok.format.header), chunks of blocks (vtok.format.blocks), an
 optional audio chunk, a seek index and a trailer. The writer is vtok.format.writer. Needs numpy
@@ -28,10 +28,12 @@ from vtok.format.chunks import (
     MAX_CHUNK,
     MAX_HEADER,
     PREAMBLE,
+    READABLE,
     RECORD,
     TRAILER,
     VERSION,
     chunk_crc,
+    codes_from_bytes,
 )
 from vtok.format.header import MAX_BLOCKS_PER_CHUNK, Header
 from vtok.format.writer import VtokWriter
@@ -108,17 +110,19 @@ class VtokReader:
             raise self._fail("not a .vtok file (bad magic bytes)")
         if reserved != 0:
             raise self._fail("corrupted preamble (reserved field is not zero)")
-        if version not in (2, VERSION):
-            raise self._fail(f"format version {version} is not supported (this reader knows 2 and {VERSION})")
+        if version not in READABLE:
+            known = ", ".join(map(str, READABLE))
+            raise self._fail(f"format version {version} is not supported (this reader knows {known})")
         if n > MAX_HEADER:
             raise self._fail(f"header length {n} exceeds the {MAX_HEADER}-byte limit")
         raw = self._read_exact(PREAMBLE.size, n + 4, "header")
         if zlib.crc32(raw[:n]) != struct.unpack("<I", raw[n:])[0]:
             raise self._fail("header checksum mismatch (corrupted)")
         header = Header.from_bytes(raw[:n])
-        if header.version != version:
+        if (header.version == 2) != (version == 2):  # versions 3 and 4 differ only in how codes are laid out
             raise self._fail(f"a version-{version} file holds a header of version {header.version}")
         self._chunks_at = PREAMBLE.size + n + 4
+        self._byte_planes = version >= 4
         return header
 
     def _read_chunk(self, offset: int, label: str | None = None) -> tuple[bytes, bytes]:
@@ -294,13 +298,16 @@ class VtokReader:
         levels_at = masks_at + n * mask_bytes
         codes_at = levels_at + n * n_tiles
         first = int(self._index[i]["first_block"])
+        total = int(records["n_codes"].sum())
+        all_codes = codes_from_bytes(raw, h.code_dtype, total, codes_at, planes=self._byte_planes)
+        at = 0
         blocks = []
         for j, rec in enumerate(records):
             bits = np.frombuffer(raw, np.uint8, count=mask_bytes, offset=masks_at + j * mask_bytes)
             mask = np.unpackbits(bits, count=rows * cols).astype(bool).reshape(rows, cols)
             levels = np.frombuffer(raw, np.int8, count=n_tiles, offset=levels_at + j * n_tiles).reshape(h.tiles)
-            codes = np.frombuffer(raw, h.code_dtype, count=int(rec["n_codes"]), offset=codes_at)
-            codes_at += codes.nbytes
+            codes = all_codes[at : at + int(rec["n_codes"])]
+            at += codes.size
             block = Block(first + j, int(rec["frames"]), int(rec["flags"]), mask, levels, codes, h.levels)
             self._check_block(block, int(rec["reserved"]))
             blocks.append(block)

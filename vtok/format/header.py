@@ -1,7 +1,8 @@
 """The header of a `.vtok` file: what it says about its video and the model that tokenized it.
 
 It is stored as compact JSON (docs/FORMAT.md). Version 3 adds the token layout (stride, levels,
-keyframes); files of the first layout are still written as version 2, byte for byte. The optional
+keyframes), and version 4 keeps its header; files of the first layout are still written as
+version 2, byte for byte. The optional
 keys (`rotation`, `source_notes`) are written only when they say something, so files of ordinary
 sources keep their bytes, and readers that do not know them ignore them.
 """
@@ -106,7 +107,8 @@ class Header:
 
     @property
     def version(self) -> int:
-        """The format version this header needs: 2 for the first layout, 3 for the others."""
+        """The format version this header needs: 2 for the first layout, 3 for the others (whose
+        files are now written as version 4, which changes only how codes are laid out)."""
         return 2 if (self.token_stride, self.levels, self.keyframe_interval) == (FIRST_STRIDE, LEVELS, 0) else 3
 
     def _derived(self) -> dict:

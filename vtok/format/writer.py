@@ -1,4 +1,4 @@
-"""Write `.vtok` files, versions 2 and 3 (docs/FORMAT.md): blocks are spooled, and the file is
+"""Write `.vtok` files, versions 2 and 4 (docs/FORMAT.md): blocks are spooled, and the file is
 assembled under a temporary name when it is closed. Needs numpy and zstandard only."""
 
 import struct
@@ -13,7 +13,18 @@ import zstandard
 from vtok.errors import OutputError
 from vtok.files import atomic_path
 from vtok.format.blocks import Block, ordered_positions, stored_positions
-from vtok.format.chunks import BLKS_HEAD, END_MAGIC, INDEX_ENTRY, MAGIC, PREAMBLE, RECORD, TRAILER, pack_chunk
+from vtok.format.chunks import (
+    BLKS_HEAD,
+    END_MAGIC,
+    INDEX_ENTRY,
+    MAGIC,
+    PREAMBLE,
+    RECORD,
+    TRAILER,
+    codes_to_bytes,
+    file_version,
+    pack_chunk,
+)
 from vtok.format.header import Header
 
 __all__ = ["VtokWriter"]
@@ -92,7 +103,8 @@ class VtokWriter:
         parts = [BLKS_HEAD.pack(blocks[0].index, len(blocks)), records.tobytes()]
         parts += [np.packbits(b.run_mask.reshape(-1)).tobytes() for b in blocks]
         parts += [b.tile_levels.astype(np.int8).tobytes() for b in blocks]
-        parts += [b.codes.tobytes() for b in blocks]
+        codes = np.concatenate([b.codes for b in blocks])
+        parts.append(codes_to_bytes(codes, planes=file_version(self.header.version) >= 4))
         self._index.append((self._spool.tell(), blocks[0].index, len(blocks)))
         self._write(self._spool, pack_chunk(b"BLKS", self._zstd.compress(b"".join(parts))))
 
@@ -126,9 +138,8 @@ class VtokWriter:
     def _assemble(self, out, header: Header) -> None:
         head = header.to_bytes()
         start = PREAMBLE.size + len(head) + 4
-        self._write(
-            out, PREAMBLE.pack(MAGIC, header.version, 0, len(head)) + head + struct.pack("<I", zlib.crc32(head))
-        )
+        preamble = PREAMBLE.pack(MAGIC, file_version(header.version), 0, len(head))
+        self._write(out, preamble + head + struct.pack("<I", zlib.crc32(head)))
         self._spool.seek(0)
         while data := self._spool.read(1 << 20):
             self._write(out, data)
