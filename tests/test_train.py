@@ -291,3 +291,19 @@ def test_resuming_into_a_wider_latent_keeps_the_codes_and_the_pictures(narrow_sp
     assert new_channel.detach().abs().amax() > 0  # it carries something from the start
     wide(x)[0].square().mean().backward()  # the decoder learns to read the new channel
     assert wide.decoder.inp.weight.grad[:, 3].abs().sum() > 0
+
+
+def test_resuming_into_a_level_map_starts_from_the_same_pictures():
+    fine = dict(width=8, latent_width=16, encoder_depth=1, decoder_depth=1, stride=4, levels=4)
+    plain, mapped = Tokenizer(ModelConfig(**fine)), Tokenizer(ModelConfig(**fine, level_map=True))
+    _fit_randomised(plain, mapped)
+    x = torch.rand(2, 3, 4, 40, 36) * 2 - 1
+    keep = torch.rand(2, 10, 9) < 0.5
+    with torch.no_grad():
+        assert torch.equal(plain.latent(x), mapped.latent(x))
+        assert torch.allclose(plain(x, keep)[0], mapped(x, keep)[0], atol=1e-6)
+    mapped(x, keep)[0].square().mean().backward()  # both ends learn to read the levels
+    assert mapped.encoder[0].weight.grad[:, -4:].abs().sum() > 0
+    assert mapped.decoder.inp.weight.grad[:, -4:].abs().sum() > 0
+    with pytest.raises(ValueError, match="stride-4"):
+        ModelConfig(level_map=True)

@@ -12,7 +12,10 @@ Two layouts:
 
 The decoder takes a keep mask and infills the positions whose tokens were dropped, so a prefix of
 the coarse-to-fine order (vtok.format.layout) decodes to a usable picture. With `context`, it also sees
-the last decoded frame of the previous block, as a real decoder has it (none at a keyframe).
+the last decoded frame of the previous block, as a real decoder has it (none at a keyframe). With
+`level_map`, the encoder and decoder also see each position's budget level, a fixed function of
+where it sits in the grid: coarse positions can then code a summary of their tile, since a small
+budget keeps only them, while the codes still do not depend on the budget.
 """
 
 import os
@@ -24,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vtok import kernels
-from vtok.format.layout import FIRST_STRIDE, LAYOUTS, LEVELS
+from vtok.format.layout import FIRST_STRIDE, LAYOUTS, LEVELS, position_levels
 from vtok.quantize import make_quantizer
 
 __all__ = ["ModelConfig", "Tokenizer", "ARCHITECTURES"]
@@ -43,10 +46,13 @@ class ModelConfig:
     stride: int = FIRST_STRIDE  # pixels per token side (8 or 4); inputs are padded to a multiple of it
     levels: int = LEVELS  # budget levels per 32x32 tile (vtok.format.layout): 3 at stride 8, 4 at stride 4
     context: bool = False  # the decoder sees the previous block's last decoded frame
+    level_map: bool = False  # encoder and decoder see each position's budget level (stride 4 only)
 
     def __post_init__(self) -> None:
         if (self.stride, self.levels) not in LAYOUTS:
             raise ValueError(f"unsupported layout: stride {self.stride} with {self.levels} levels")
+        if self.level_map and self.stride != 4:
+            raise ValueError("a level map needs the stride-4 layout")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,6 +71,8 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     "vtok-lfq": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 16}),
     # under test: 18 LFQ bits, MAGVIT-v2's 2^18 = 262,144 codes, beside vtok-fsq's 256,000
     "vtok-lfq-262k": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 18}),
+    # under test: codes that know their budget level, so coarse ones can learn to summarise their tile
+    "vtok-fsq-levels": ModelConfig(**_FINE, quantizer=_FSQ_256K, level_map=True),
     # candidates that lost the equal-compute comparison (benchmarks/results/architectures.md)
     "vtok-fsq-64k": ModelConfig(**_FINE),  # six FSQ channels, 64,000 codes: vtok-fsq until 2026-12-01
     "vtok-fsq-context": ModelConfig(**_FINE, quantizer=_FSQ_256K, context=True),
@@ -89,6 +97,13 @@ def cpu_bf16(part: str = "decoder") -> bool:
     if os.environ.get(f"VTOK_{part.upper()}_BF16", "1") == "0" or not torch.backends.mkldnn.is_available():
         return False
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+@cache
+def _level_planes(rows: int, cols: int, levels: int) -> torch.Tensor:
+    """One-hot budget level of each token position (vtok.format.layout): float32 (1, levels, rows, cols)."""
+    at = torch.from_numpy(position_levels(rows, cols, levels).astype("int64"))
+    return F.one_hot(at, levels).permute(2, 0, 1).unsqueeze(0).float()
 
 
 def _fold(x: torch.Tensor) -> torch.Tensor:
@@ -197,15 +212,16 @@ class Tokenizer(nn.Module):
         de, dd = config.encoder_depth, config.decoder_depth
         dim = self.quantizer.dim
         if config.stride == 4:
+            where = config.levels if config.level_map else 0  # the level map's one-hot channels
             self.encoder = nn.Sequential(
-                nn.Conv2d(stem, c, 1),
+                nn.Conv2d(stem + where, c, 1),
                 *[_ResBlock(c) for _ in range(de)],
                 _ChannelNorm(c),
                 nn.SiLU(),
                 nn.Conv2d(c, dim, 1),
             )
             context = _CONTEXT_CHANNELS + 1 if config.context else 0  # the frame, and a flag: "has context"
-            self.decoder = _FineDecoder(dim + 1 + context, c, lc, dd, stem)
+            self.decoder = _FineDecoder(dim + 1 + context + where, c, lc, dd, stem)
             return
         if config.context:
             raise ValueError("context needs the stride-4 layout")
@@ -235,9 +251,17 @@ class Tokenizer(nn.Module):
     def codebook_size(self) -> int:
         return self.quantizer.codebook_size
 
+    def _with_levels(self, y: torch.Tensor) -> torch.Tensor:
+        """y (B, C, h, w) at token resolution, with the level map appended when the model has one."""
+        if not self.config.level_map:
+            return y
+        b, _, h, w = y.shape
+        planes = _level_planes(h, w, self.config.levels).to(y.device, y.dtype)
+        return torch.cat([y, planes.expand(b, -1, -1, -1)], 1)
+
     def latent(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, 3, F, H, W) in [-1, 1] -> unquantized latent (B, D, H/s, W/s), s = config.stride."""
-        return self.encoder(_fold(x))
+        return self.encoder(self._with_levels(_fold(x)))
 
     def pixels(
         self, zq: torch.Tensor, keep: torch.Tensor | None = None, context: torch.Tensor | None = None
@@ -260,7 +284,7 @@ class Tokenizer(nn.Module):
                 parts += [F.pixel_unshuffle(context.to(zq.dtype), 4), zq.new_ones(b, 1, h, w)]
         elif context is not None:
             raise ValueError("this model takes no context")
-        y = F.pixel_shuffle(self.decoder(torch.cat(parts, 1)), 4)
+        y = F.pixel_shuffle(self.decoder(self._with_levels(torch.cat(parts, 1))), 4)
         b, _, h, w = y.shape
         return y.reshape(b, 3, self.config.frames, h, w)
 
@@ -292,7 +316,7 @@ class Tokenizer(nn.Module):
         """
         fast = x.device.type == "cpu" and cpu_bf16("encoder")
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
-            y = self.encoder[:-1](_fold(x))
+            y = self.encoder[:-1](self._with_levels(_fold(x)))
         last = self.encoder[-1]
         return F.conv2d(y.double(), last.weight.double(), last.bias.double()).float()
 
