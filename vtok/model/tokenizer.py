@@ -71,12 +71,11 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     "vtok-lfq": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 16}),
     # under test: 18 LFQ bits, MAGVIT-v2's 2^18 = 262,144 codes, beside vtok-fsq's 256,000
     "vtok-lfq-262k": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 18}),
-    # under test: codes that know their budget level, so coarse ones can learn to summarise their tile
-    "vtok-fsq-levels": ModelConfig(**_FINE, quantizer=_FSQ_256K, level_map=True),
     # candidates that lost the equal-compute comparison (benchmarks/results/architectures.md)
     "vtok-fsq-64k": ModelConfig(**_FINE),  # six FSQ channels, 64,000 codes: vtok-fsq until 2026-12-01
     "vtok-fsq-context": ModelConfig(**_FINE, quantizer=_FSQ_256K, context=True),
     "vtok-fsq-deep": ModelConfig(**_FINE | {"decoder_depth": 3}, quantizer=_FSQ_256K),  # a third block per stage
+    "vtok-fsq-levels": ModelConfig(**_FINE, quantizer=_FSQ_256K, level_map=True),  # codes know their budget level
     "vtok-fsq-s8": ModelConfig(),  # the first design: one token per 4x8x8 pixels
     "vtok-lfq-s8": ModelConfig(quantizer={"kind": "lfq", "bits": 16}),
 }
