@@ -1,10 +1,10 @@
 """The header of a `.vtok` file: what it says about its video and the model that tokenized it.
 
 It is stored as compact JSON (docs/FORMAT.md). Version 3 adds the token layout (stride, levels,
-keyframes), and version 4 keeps its header; files of the first layout are still written as
-version 2, byte for byte. The optional
-keys (`rotation`, `source_notes`) are written only when they say something, so files of ordinary
-sources keep their bytes, and readers that do not know them ignore them.
+keyframes), and version 4 keeps its header; files of the first layout are still written as version
+2, byte for byte. The optional keys (`rotation`, `source_notes`) are written only when they say
+something, so files of ordinary sources keep their bytes, and readers that do not know them ignore
+them.
 """
 
 import dataclasses

@@ -14,13 +14,14 @@ The decoder takes a keep mask and infills the positions whose tokens were droppe
 the coarse-to-fine order (vtok.format.layout) decodes to a usable picture. With `context`, it also sees
 the last decoded frame of the previous block, as a real decoder has it (none at a keyframe). With
 `level_map`, the encoder and decoder also see each position's budget level, a fixed function of
-where it sits in the grid: coarse positions can then code a summary of their tile, since a small
-budget keeps only them, while the codes still do not depend on the budget.
+where it sits in the grid, so that coarse positions could learn to code a summary of their tile (a
+small budget keeps only them) while the codes still do not depend on the budget; measured level
+with the plain design so far (benchmarks/results/architectures.md).
 """
 
 import os
 from dataclasses import asdict, dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -98,7 +99,7 @@ def cpu_bf16(part: str = "decoder") -> bool:
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-@cache
+@lru_cache(maxsize=8)  # one per frame size in use: 0.9 MB at 720p
 def _level_planes(rows: int, cols: int, levels: int) -> torch.Tensor:
     """One-hot budget level of each token position (vtok.format.layout): float32 (1, levels, rows, cols)."""
     at = torch.from_numpy(position_levels(rows, cols, levels).astype("int64"))
@@ -211,16 +212,16 @@ class Tokenizer(nn.Module):
         de, dd = config.encoder_depth, config.decoder_depth
         dim = self.quantizer.dim
         if config.stride == 4:
-            where = config.levels if config.level_map else 0  # the level map's one-hot channels
+            level_channels = config.levels if config.level_map else 0  # the level map, one-hot
             self.encoder = nn.Sequential(
-                nn.Conv2d(stem + where, c, 1),
+                nn.Conv2d(stem + level_channels, c, 1),
                 *[_ResBlock(c) for _ in range(de)],
                 _ChannelNorm(c),
                 nn.SiLU(),
                 nn.Conv2d(c, dim, 1),
             )
             context = _CONTEXT_CHANNELS + 1 if config.context else 0  # the frame, and a flag: "has context"
-            self.decoder = _FineDecoder(dim + 1 + context + where, c, lc, dd, stem)
+            self.decoder = _FineDecoder(dim + 1 + context + level_channels, c, lc, dd, stem)
             return
         if config.context:
             raise ValueError("context needs the stride-4 layout")
