@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_clip
+from conftest import DATA, make_clip
 from typer.testing import CliRunner
 
 from vtok.cli.commands import app
@@ -125,6 +125,13 @@ def test_inspect_lists_20_flagged_blocks_and_says_how_many_more(tmp_path):
     listed = ", ".join(str(b) for b in range(20))
     assert f"flagged    25 blocks miss the threshold even at the full budget: {listed} … and 5 more\n" in text
     assert json.loads(run("inspect", src, "--json").stdout)["flagged_blocks"] == list(range(25))
+
+
+@pytest.mark.parametrize("version", [2, 3, 4])
+def test_inspect_says_which_format_version_a_file_is(version):
+    src = DATA / f"golden_v{version}.vtok"
+    assert json.loads(run("inspect", src, "--json").stdout)["format_version"] == version
+    assert f"(format version {version}, " in run("inspect", src).stdout
 
 
 def test_inspect_of_a_1x1_video_shows_its_real_full_budget(tmp_path):

@@ -29,7 +29,7 @@ def inspect_file(*, path: Path, plot: Path | None = None, force: bool = False) -
         require("matplotlib")  # before reading: fail fast
         check_output(path, Path(plot), force)
     with VtokReader(path) as reader:
-        h = reader.header
+        h, format_version = reader.header, reader.format_version
         codes, frames, runs, flagged, level_counts = _tally(reader)
         audio = reader.audio()
         chunks = reader.chunks
@@ -40,7 +40,7 @@ def inspect_file(*, path: Path, plot: Path | None = None, force: bool = False) -
     full = h.tokens_per_block * h.blocks
     stored, rlt_saved = int(sum(codes)), int(sum(runs))
     stats = (
-        {"path": str(path)}
+        {"path": str(path), "format_version": format_version}
         | _header_figures(h)
         | {
             "tokens": stored,

@@ -58,6 +58,7 @@ class VtokReader:
 
     `reader.tokens(a, b)` or `reader[a:b]` reads the tokens of frames [a, b) (vtok.format.access).
     chunks_read: the block chunks decompressed so far, a measure of the work reading did.
+    format_version: the file's format version (2, 3 or 4), from its preamble.
     """
 
     def __init__(self, source: "str | os.PathLike | BinaryIO"):
@@ -122,6 +123,7 @@ class VtokReader:
         if (header.version == 2) != (version == 2):  # versions 3 and 4 differ only in how codes are laid out
             raise self._fail(f"a version-{version} file holds a header of version {header.version}")
         self._chunks_at = PREAMBLE.size + n + 4
+        self.format_version = version
         self._byte_planes = version >= 4
         return header
 
