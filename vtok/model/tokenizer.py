@@ -69,11 +69,11 @@ _FINE = {"width": 128, "latent_width": 256, "encoder_depth": 2, "decoder_depth":
 _FSQ_256K = {"kind": "fsq", "levels": [8, 8, 8, 5, 5, 5, 4]}  # 256,000 codes (18 bits): a seventh channel
 ARCHITECTURES: dict[str, ModelConfig] = {
     "vtok-fsq": ModelConfig(**_FINE, quantizer=_FSQ_256K),
-    "vtok-lfq": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 16}),
-    # under test: 18 LFQ bits, MAGVIT-v2's 2^18 = 262,144 codes, beside vtok-fsq's 256,000
-    "vtok-lfq-262k": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 18}),
+    # 18 LFQ bits: MAGVIT-v2's 2^18 = 262,144 codes, beside vtok-fsq's 256,000
+    "vtok-lfq": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 18}),
     # candidates that lost the equal-compute comparison (benchmarks/results/architectures.md)
     "vtok-fsq-64k": ModelConfig(**_FINE),  # six FSQ channels, 64,000 codes: vtok-fsq until 2026-12-01
+    "vtok-lfq-64k": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 16}),  # vtok-lfq until 2026-12-02
     "vtok-fsq-context": ModelConfig(**_FINE, quantizer=_FSQ_256K, context=True),
     "vtok-fsq-deep": ModelConfig(**_FINE | {"decoder_depth": 3}, quantizer=_FSQ_256K),  # a third block per stage
     "vtok-fsq-levels": ModelConfig(**_FINE, quantizer=_FSQ_256K, level_map=True),  # codes know their budget level
