@@ -93,7 +93,8 @@ def inspect_rows(s: dict) -> list[tuple[str, str]]:
     tpf = s["tokens_per_frame"]
     audio = f" (video only; audio {s['audio_bytes']:,} bytes)" if s["audio"] else ""
     return [
-        ("file", f"{s['path']} (format version {s['format_version']}, {s['file_bytes']:,} bytes, {s['chunks']} block chunks, checksums {s['checksums']})"),
+        ("file", f"{s['path']} (format version {s['format_version']}, {s['file_bytes']:,} bytes, "
+                 f"{s['chunks']} block chunks, checksums {s['checksums']})"),
         ("model", f"{s['model']} (sha256 {s['model_sha256'][:16]}…), {_quantizer(s['quantizer'])}, "
                   f"{s['codebook_size']:,} codes"),
         ("video", f"{s['width']}x{s['height']}, {plural(s['frames'], 'frame')} at {s['rate']} fps ({s['fps']}), "
