@@ -124,7 +124,6 @@ class VtokReader:
             raise self._fail(f"a version-{version} file holds a header of version {header.version}")
         self._chunks_at = PREAMBLE.size + n + 4
         self.format_version = version
-        self._byte_planes = version >= 4
         return header
 
     def _read_chunk(self, offset: int, label: str | None = None) -> tuple[bytes, bytes]:
@@ -301,7 +300,7 @@ class VtokReader:
         codes_at = levels_at + n * n_tiles
         first = int(self._index[i]["first_block"])
         total = int(records["n_codes"].sum())
-        all_codes = codes_from_bytes(raw, h.code_dtype, total, codes_at, planes=self._byte_planes)
+        all_codes = codes_from_bytes(raw, h.code_dtype, total, codes_at, planes=self.format_version >= 4)
         at = 0
         blocks = []
         for j, rec in enumerate(records):
