@@ -66,17 +66,19 @@ class ModelConfig:
 
 # Named architectures that `vtok train` can build from scratch.
 _FINE = {"width": 128, "latent_width": 256, "encoder_depth": 2, "decoder_depth": 2, "stride": 4, "levels": 4}
-_FSQ_256K = {"kind": "fsq", "levels": [8, 8, 8, 5, 5, 5, 4]}  # 256,000 codes (18 bits): a seventh channel
+_FSQ_1M = {"kind": "fsq", "levels": [8, 8, 8, 5, 5, 5, 4, 4]}  # 1,024,000 codes (about 20 bits): eight channels
 ARCHITECTURES: dict[str, ModelConfig] = {
-    "vtok-fsq": ModelConfig(**_FINE, quantizer=_FSQ_256K),
-    # 18 LFQ bits: MAGVIT-v2's 2^18 = 262,144 codes, beside vtok-fsq's 256,000
+    "vtok-fsq": ModelConfig(**_FINE, quantizer=_FSQ_1M),
+    # 18 LFQ bits: MAGVIT-v2's 2^18 = 262,144 codes
     "vtok-lfq": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 18}),
     # candidates that lost the equal-compute comparison (benchmarks/results/architectures.md)
     "vtok-fsq-64k": ModelConfig(**_FINE),  # six FSQ channels, 64,000 codes: vtok-fsq until 2026-12-01
+    # seven FSQ channels, 256,000 codes: vtok-fsq until 2026-12-02
+    "vtok-fsq-256k": ModelConfig(**_FINE, quantizer={"kind": "fsq", "levels": [8, 8, 8, 5, 5, 5, 4]}),
     "vtok-lfq-64k": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 16}),  # vtok-lfq until 2026-12-02
-    "vtok-fsq-context": ModelConfig(**_FINE, quantizer=_FSQ_256K, context=True),
-    "vtok-fsq-deep": ModelConfig(**_FINE | {"decoder_depth": 3}, quantizer=_FSQ_256K),  # a third block per stage
-    "vtok-fsq-levels": ModelConfig(**_FINE, quantizer=_FSQ_256K, level_map=True),  # codes know their budget level
+    "vtok-fsq-context": ModelConfig(**_FINE, quantizer=_FSQ_1M, context=True),
+    "vtok-fsq-deep": ModelConfig(**_FINE | {"decoder_depth": 3}, quantizer=_FSQ_1M),  # a third block per stage
+    "vtok-fsq-levels": ModelConfig(**_FINE, quantizer=_FSQ_1M, level_map=True),  # codes know their budget level
     "vtok-fsq-s8": ModelConfig(),  # the first design: one token per 4x8x8 pixels
     "vtok-lfq-s8": ModelConfig(quantizer={"kind": "lfq", "bits": 16}),
 }
