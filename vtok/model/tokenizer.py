@@ -69,13 +69,15 @@ _FINE = {"width": 128, "latent_width": 256, "encoder_depth": 2, "decoder_depth":
 _FSQ_1M = {"kind": "fsq", "levels": [8, 8, 8, 5, 5, 5, 4, 4]}  # 1,024,000 codes (about 20 bits): eight channels
 ARCHITECTURES: dict[str, ModelConfig] = {
     "vtok-fsq": ModelConfig(**_FINE, quantizer=_FSQ_1M),
-    # 18 LFQ bits: MAGVIT-v2's 2^18 = 262,144 codes
-    "vtok-lfq": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 18}),
+    # 20 LFQ bits, 1,048,576 codes: about as many bits as vtok-fsq's eight channels
+    "vtok-lfq": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 20}),
     # candidates that lost the equal-compute comparison (benchmarks/results/architectures.md)
     "vtok-fsq-64k": ModelConfig(**_FINE),  # six FSQ channels, 64,000 codes: vtok-fsq until 2026-12-01
     # seven FSQ channels, 256,000 codes: vtok-fsq until 2026-12-02
     "vtok-fsq-256k": ModelConfig(**_FINE, quantizer={"kind": "fsq", "levels": [8, 8, 8, 5, 5, 5, 4]}),
     "vtok-lfq-64k": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 16}),  # vtok-lfq until 2026-12-02
+    # 18 LFQ bits, MAGVIT-v2's 2^18 = 262,144 codes: vtok-lfq as shipped with weights db9d1155
+    "vtok-lfq-262k": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 18}),
     "vtok-fsq-context": ModelConfig(**_FINE, quantizer=_FSQ_1M, context=True),
     "vtok-fsq-deep": ModelConfig(**_FINE | {"decoder_depth": 3}, quantizer=_FSQ_1M),  # a third block per stage
     "vtok-fsq-levels": ModelConfig(**_FINE, quantizer=_FSQ_1M, level_map=True),  # codes know their budget level
