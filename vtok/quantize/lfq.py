@@ -1,7 +1,7 @@
 """Lookup-free quantization (Yu et al., 2023, MAGVIT-v2): each latent channel is one bit, its sign.
 
-With 16 channels the codebook has 2^16 = 65,536 codes, which fit in uint16; with 18, MAGVIT-v2's
-2^18, indices are stored as uint32. Training adds an entropy penalty so that the codebook is used
+With 16 channels the codebook has 2^16 = 65,536 codes, which fit in uint16; with more (MAGVIT-v2
+has 18, vtok-lfq 20), indices are stored as uint32. Training adds an entropy penalty so that the codebook is used
 evenly instead of collapsing to a few codes.
 """
 
@@ -57,11 +57,11 @@ class LFQ(nn.Module):
         """Per-sample code entropy minus batch code entropy, for z (B, D, ...); lower is better.
 
         The bits are split into ceil(D / group) equal groups of at most `group` bits (16 bits: two
-        of 8; 18 bits: three of 6; bits left over by an uneven split are not counted), and each group
-        gets an exact softmax over its sub-codes (logits: 2 z . c for c in {-1, 1}^g, i.e. minus the
-        squared distance). Unlike treating every bit alone, this sees bits that copy each other: a
-        codebook where all bits agree has high per-bit entropy but only two codes. Groups are taken
-        as independent.
+        of 8; 18 bits: three of 6; 20 bits: three of 6 as well, the last two bits left out: bits
+        left over by an uneven split are not counted), and each group gets an exact softmax over its
+        sub-codes (logits: 2 z . c for c in {-1, 1}^g, i.e. minus the squared distance). Unlike
+        treating every bit alone, this sees bits that copy each other: a codebook where all bits
+        agree has high per-bit entropy but only two codes. Groups are taken as independent.
         """
         n = -(-self.dim // group)
         g = self.dim // n
