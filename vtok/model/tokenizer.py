@@ -71,7 +71,7 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     "vtok-fsq": ModelConfig(**_FINE, quantizer=_FSQ_1M),
     # 20 LFQ bits, 1,048,576 codes: about as many bits as vtok-fsq's eight channels
     "vtok-lfq": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 20}),
-    # candidates that lost the equal-compute comparison (benchmarks/results/architectures.md)
+    # earlier designs, and candidates that lost the equal-compute comparison (benchmarks/results/architectures.md)
     "vtok-fsq-64k": ModelConfig(**_FINE),  # six FSQ channels, 64,000 codes: vtok-fsq until 2026-12-01
     # seven FSQ channels, 256,000 codes: vtok-fsq until 2026-12-02
     "vtok-fsq-256k": ModelConfig(**_FINE, quantizer={"kind": "fsq", "levels": [8, 8, 8, 5, 5, 5, 4]}),

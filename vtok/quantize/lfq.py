@@ -1,8 +1,8 @@
 """Lookup-free quantization (Yu et al., 2023, MAGVIT-v2): each latent channel is one bit, its sign.
 
 With 16 channels the codebook has 2^16 = 65,536 codes, which fit in uint16; with more (MAGVIT-v2
-has 18, vtok-lfq 20), indices are stored as uint32. Training adds an entropy penalty so that the codebook is used
-evenly instead of collapsing to a few codes.
+has 18, vtok-lfq 20), indices are stored as uint32. Training adds an entropy penalty so that the
+codebook is used evenly instead of collapsing to a few codes.
 """
 
 import torch
