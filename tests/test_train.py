@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from vtok.errors import MediaError, UsageError, VtokError
 from vtok.model.tokenizer import ModelConfig, Tokenizer
 from vtok.train import MaskSampler, TrainConfig, WindowSampler, export, loop, run_training, train_model
 from vtok.train.checkpoint import adapt
-from vtok.train.data import build_cache
+from vtok.train.data import _prune, build_cache
 from vtok.train.windows import FixedWindows, load_windows
 
 TINY = ModelConfig(width=8, latent_width=16, encoder_depth=1, decoder_depth=1)
@@ -117,6 +118,32 @@ def test_window_sampler_draws_fresh_windows_and_holds_out_the_end(clip, tmp_path
     assert a.shape == (3, 8, 64, 64, 3) and a.dtype == np.uint8 and not np.array_equal(a, b)
     heldout = WindowSampler(videos, [], frames=8, size=64, part="heldout")
     assert len(heldout.videos[0]) >= 8 and len(heldout.videos[0]) + len(train.videos[0]) == len(np.load(videos[0]))
+
+
+def test_frame_cache_is_keyed_by_bytes_not_by_path_or_time(clip, tmp_path):
+    (videos, _) = build_cache([clip], tmp_path / "cache")
+    copy = tmp_path / "copy" / clip.name
+    copy.parent.mkdir()
+    copy.write_bytes(clip.read_bytes())  # a fresh copy: another path and mtime, the same bytes
+    assert build_cache([copy], tmp_path / "cache")[0] == videos
+    copy.write_bytes(clip.read_bytes() + b"\0")  # other bytes: decoded again, under another key
+    assert build_cache([copy], tmp_path / "cache")[0] != videos
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 2
+
+
+def test_prune_drops_the_least_recently_used_files_but_never_a_kept_one(tmp_path):
+    files = [tmp_path / f"{name}.npy" for name in "abcd"]
+    for age, f in enumerate(reversed(files)):
+        f.write_bytes(b"x" * 100)
+        os.utime(f, (1e9 - age, 1e9 - age))  # a is the oldest, d the newest
+    part, stale = tmp_path / ".e.npy.1.part.npy", tmp_path / ".f.npy.2.part.npy"
+    part.write_bytes(b"x" * 100)
+    stale.write_bytes(b"x" * 100)
+    os.utime(stale, (1e9, 1e9))
+    _prune(tmp_path, keep={files[0]}, limit=300)
+    assert [f.exists() for f in files] == [True, False, True, True] and part.exists() and not stale.exists()
+    _prune(tmp_path, keep=set(files), limit=0)  # a run's own files stay, however large
+    assert all(f.exists() for f in files if f != files[1])
 
 
 @pytest.fixture

@@ -304,7 +304,9 @@ FixedWindows = Annotated[
 FrameCache = Annotated[
     Path | None,
     typer.Option(
-        help="Folder of decoded training frames [default: $VTOK_CACHE or ~/.cache/vtok/frames].", metavar="DIR"
+        help="Folder of decoded training frames, kept under 16 GiB by dropping the least recently used "
+        "[default: $VTOK_CACHE or ~/.cache/vtok/frames].",
+        metavar="DIR",
     ),
 ]
 MasksAfter = Annotated[

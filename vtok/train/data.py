@@ -1,17 +1,21 @@
 """Fresh training windows every step, drawn from a uint8 cache of every training frame.
 
-Every video and image is decoded once into `CACHE/NAME-KEY.npy` (uint8 (T, H, W, 3)); the cache
-is memory-mapped, so processes that train side by side share it through the page cache. Each
+Every video and image is decoded once into `CACHE/NAME-KEY.npy` (uint8 (T, H, W, 3)), KEY a hash
+of the source's bytes, so that a copied or re-synced corpus still finds its frames; the cache is
+memory-mapped, so processes that train side by side share it through the page cache, and it is kept
+under CACHE_LIMIT by dropping the least recently used sources of other runs. Each
 window is then cut at a random time, place and scale: a run of hours never sees the same window
 twice, and no decoding happens while training. On a GPU the frames are held on the device and
 windows are cut there, so the accelerator never waits on the CPU. Decoding uses PyAV, or OpenCV
 where PyAV is missing (as on the lent GPU machines).
 """
 
+import contextlib
 import hashlib
 import math
 import os
 import random
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +30,7 @@ __all__ = ["default_cache", "build_cache", "pan_window", "WindowSampler"]
 
 IMAGE_SHARE = 0.1  # of windows: slowly panning stills
 PAN = 3  # pixels per frame, at most, that a still pans
+CACHE_LIMIT = 16 * 2**30  # bytes; a run's own sources are kept even when they alone are more
 
 
 def default_cache() -> Path:
@@ -34,9 +39,35 @@ def default_cache() -> Path:
 
 
 def _cache_name(src: Path) -> str:
-    st = src.stat()
-    key = hashlib.sha256(f"{src.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
-    return f"{src.stem}-{key}.npy"
+    """`NAME-KEY.npy`, KEY from the bytes alone: a path or mtime would change whenever the corpus is
+    copied or mounted afresh, and each change would add a full copy of its frames to the cache."""
+    digest = hashlib.sha256()
+    with src.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return f"{src.stem}-{digest.hexdigest()[:16]}.npy"
+
+
+def _prune(cache: Path, keep: set[Path], limit: int) -> None:
+    """Delete the least recently used `.npy` files in `cache`, other than `keep`, until the folder
+    holds at most `limit` bytes (or only `keep`). Runs that still map a deleted file keep reading it.
+    Partial files (`.NAME.npy.PID.part.npy`) are someone's write in progress, unless a day old: then
+    their run was killed."""
+    entries = []
+    for path in cache.glob("*.npy"):
+        with contextlib.suppress(FileNotFoundError):  # a run beside this one may prune too
+            st = path.stat()
+            if not path.name.startswith("."):
+                entries.append((st.st_mtime, st.st_size, path))
+            elif time.time() - st.st_mtime > 86400:
+                path.unlink()
+    total = sum(size for _, size, _ in entries)
+    for _, size, path in sorted(entries):
+        if total <= limit:
+            break
+        if path not in keep:
+            path.unlink(missing_ok=True)
+            total -= size
 
 
 def _decode_all(src: Path) -> np.ndarray:
@@ -70,10 +101,15 @@ def _decode_all_opencv(src: Path) -> np.ndarray:
 
 
 def build_cache(
-    paths: list[Path], cache: Path, *, progress: Callable[[int, int], None] | None = None
+    paths: list[Path],
+    cache: Path,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    limit: int = CACHE_LIMIT,
 ) -> tuple[list[Path], list[Path]]:
-    """Decode every video and image under `paths` into `cache` (once; kept while the source is
-    unchanged). Returns the cached (videos, images) files, uint8 (T, H, W, 3) each."""
+    """Decode every video and image under `paths` into `cache` (once; kept while the source's bytes
+    are unchanged), then keep the cache under `limit` bytes. Returns the cached (videos, images)
+    files, uint8 (T, H, W, 3) each."""
     videos, images = find_media(paths)
     if not videos and not images:
         raise MediaError("no videos or images found in " + ", ".join(map(str, paths)))
@@ -82,13 +118,16 @@ def build_cache(
     todo = [(v, 0) for v in videos] + [(i, 1) for i in images]
     for n, (src, kind) in enumerate(todo):
         dst = cache / _cache_name(src)
-        if not dst.exists():
+        if dst.exists():
+            os.utime(dst)  # recently used: pruned last
+        else:
             frames = _decode_all(src)
             with atomic_path(dst) as tmp:  # runs may fill one cache side by side
                 np.save(tmp, frames)  # tmp ends in ".npy" too, so np.save adds no suffix
         out[kind].append(dst)
         if progress:
             progress(n + 1, len(todo))
+    _prune(cache, set(out[0] + out[1]), limit)
     return out
 
 
