@@ -1,14 +1,17 @@
 """The small things a new user meets first: help, version, listing models, and fast failures."""
 
+import errno
 import json
 import subprocess
 import sys
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 import vtok
 from vtok.cli.commands import app
+from vtok.cli.options import errors
 from vtok.cli.render import plural
 
 runner = CliRunner()
@@ -96,3 +99,12 @@ def test_an_unknown_device_is_one_line_before_any_work(device, clip, tmp_path):
         r = runner.invoke(app, [str(a) for a in [*args, "--device", device]])
         assert r.exit_code == 2 and r.stderr.count("\n") == 1 and "(see --device)" in r.stderr, r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.vtok"]  # no output, run folder or cache
+
+
+def test_a_full_disk_is_one_line_and_other_os_errors_stay_bugs(capsys):
+    with pytest.raises(typer.Exit) as stop, errors():
+        raise OSError(errno.ENOSPC, "No space left on device", "/out/x.vtok")
+    assert stop.value.exit_code == 1
+    assert capsys.readouterr().err == "vtok: error: no space left on the device writing /out/x.vtok\n"
+    with pytest.raises(PermissionError), errors():
+        raise PermissionError(errno.EACCES, "Permission denied")

@@ -1,12 +1,13 @@
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from vtok.errors import MediaError, UsageError, VtokError
+from vtok.errors import MediaError, OutputError, UsageError, VtokError
 from vtok.model.tokenizer import ModelConfig, Tokenizer
 from vtok.train import MaskSampler, TrainConfig, WindowSampler, export, loop, run_training, train_model
 from vtok.train.checkpoint import adapt
@@ -144,6 +145,13 @@ def test_prune_drops_the_least_recently_used_files_but_never_a_kept_one(tmp_path
     assert [f.exists() for f in files] == [True, False, True, True] and part.exists() and not stale.exists()
     _prune(tmp_path, keep=set(files), limit=0)  # a run's own files stay, however large
     assert all(f.exists() for f in files if f != files[1])
+
+
+def test_a_frame_cache_without_room_is_refused_with_the_folder_named(clip, tmp_path, monkeypatch):
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9, 1000))
+    with pytest.raises(OutputError, match="needs .* GB in the frame cache, 0.0 GB are free"):
+        build_cache([clip], tmp_path)
+    assert not list(tmp_path.iterdir())  # nothing half-written
 
 
 @pytest.fixture

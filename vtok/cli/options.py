@@ -1,6 +1,7 @@
 """What every command shares: option types, error handling and progress."""
 
 import contextlib
+import errno
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -97,14 +98,20 @@ def warn(message: str) -> None:
 @contextlib.contextmanager
 def errors(interrupted: str = "no output written") -> Iterator[None]:
     """Expected failures become one line on stderr without a traceback: exit 2 for a usage error,
-    1 for any other VtokError, 130 on Ctrl-C (saying `interrupted`). Anything else is a bug and keeps
-    its traceback."""
+    1 for any other VtokError or a full disk, 130 on Ctrl-C (saying `interrupted`). Anything else is
+    a bug and keeps its traceback."""
     try:
         yield
     except VtokError as e:
         hint = f" (see {flag(e.option)})" if e.option else ""
         print(f"vtok: error: {e}{hint}", file=sys.stderr)
         raise typer.Exit(2 if isinstance(e, UsageError) else 1) from None
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" writing {e.filename}" if e.filename else ""
+        print(f"vtok: error: no space left on the device{where}", file=sys.stderr)
+        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         print(f"vtok: interrupted; {interrupted}", file=sys.stderr)
         raise typer.Exit(130) from None

@@ -15,6 +15,7 @@ import hashlib
 import math
 import os
 import random
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vtok.errors import MediaError
+from vtok.errors import MediaError, OutputError
 from vtok.files import atomic_path
 from vtok.media.find import IMAGE_SUFFIXES, find_media
 
@@ -122,6 +123,13 @@ def build_cache(
             os.utime(dst)  # recently used: pruned last
         else:
             frames = _decode_all(src)
+            free = shutil.disk_usage(cache).free
+            if frames.nbytes > free:  # numpy's own message for this names neither file nor folder
+                raise OutputError(
+                    f"{cache}: {src.name} needs {frames.nbytes / 1e9:.1f} GB in the frame cache, "
+                    f"{free / 1e9:.1f} GB are free",
+                    option="cache",
+                )
             with atomic_path(dst) as tmp:  # runs may fill one cache side by side
                 np.save(tmp, frames)  # tmp ends in ".npy" too, so np.save adds no suffix
         out[kind].append(dst)
