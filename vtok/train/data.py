@@ -126,8 +126,8 @@ def build_cache(
             free = shutil.disk_usage(cache).free
             if frames.nbytes > free:  # numpy's own message for this names neither file nor folder
                 raise OutputError(
-                    f"{cache}: {src.name} needs {frames.nbytes / 1e9:.1f} GB in the frame cache, "
-                    f"{free / 1e9:.1f} GB are free",
+                    f"{cache}: {src.name} needs {frames.nbytes / 1e6:,.0f} MB in the frame cache, "
+                    f"{free / 1e6:,.0f} MB are free",
                     option="cache",
                 )
             with atomic_path(dst) as tmp:  # runs may fill one cache side by side
