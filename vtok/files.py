@@ -1,6 +1,7 @@
 """Writing files safely: refuse to clobber what should not be clobbered, and never leave half a file."""
 
 import contextlib
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from vtok.errors import MediaError, OutputError
 
-__all__ = ["check_input", "check_output", "atomic_path", "write_text", "write_json"]
+__all__ = ["check_input", "check_output", "atomic_path", "write_text", "write_json", "sha256_of"]
 
 
 def check_input(path: Path, *, folder_ok: bool = False) -> None:
@@ -61,3 +62,12 @@ def write_text(dst: Path, text: str) -> None:
 def write_json(dst: Path, data: object) -> None:
     """Write `data` as indented JSON (keys sorted, a final newline) to `dst` atomically."""
     write_text(dst, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def sha256_of(path: Path) -> str:
+    """The sha256 of a file's bytes, hex, read in 1 MiB pieces (weights and videos need not fit in memory)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while data := f.read(1 << 20):
+            h.update(data)
+    return h.hexdigest()

@@ -10,7 +10,6 @@ the same layout. Every file is checked against the manifest's sha256 before it i
 loading is strict: the file must hold exactly the model's parameters.
 """
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import torch
 
 from vtok.errors import ModelError, UsageError
 from vtok.extras import require
+from vtok.files import sha256_of
 from vtok.model.tokenizer import ModelConfig, Tokenizer
 
 __all__ = [
@@ -123,21 +123,13 @@ def list_models() -> list[ModelEntry]:
     return [_entry(builtin_dir(), name, "builtin") for name in sorted(_read_manifest(builtin_dir(), "builtin"))]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while data := f.read(1 << 20):
-            h.update(data)
-    return h.hexdigest()
-
-
 def load_model(entry: ModelEntry, device: str = "cpu") -> Tokenizer:
     """Build the tokenizer of `entry`, load its verified weights strictly, and put it in eval mode (float32)."""
     from safetensors.torch import load_file
 
     if not entry.path.is_file():
         raise ModelError(f"model {entry.name}: weights file {entry.path} is missing")
-    if _sha256(entry.path) != entry.sha256:
+    if sha256_of(entry.path) != entry.sha256:
         raise ModelError(f"model {entry.name}: {entry.path.name} does not match its manifest sha256")
     model = Tokenizer(entry.config)
     state = {k: v.float() for k, v in load_file(str(entry.path)).items()}

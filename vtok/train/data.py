@@ -11,7 +11,6 @@ where PyAV is missing (as on the lent GPU machines).
 """
 
 import contextlib
-import hashlib
 import math
 import os
 import random
@@ -24,7 +23,7 @@ import numpy as np
 import torch
 
 from vtok.errors import MediaError, OutputError
-from vtok.files import atomic_path
+from vtok.files import atomic_path, sha256_of
 from vtok.media.find import IMAGE_SUFFIXES, find_media
 
 __all__ = ["default_cache", "build_cache", "pan_window", "WindowSampler"]
@@ -42,11 +41,7 @@ def default_cache() -> Path:
 def _cache_name(src: Path) -> str:
     """`NAME-KEY.npy`, KEY from the bytes alone: a path or mtime would change whenever the corpus is
     copied or mounted afresh, and each change would add a full copy of its frames to the cache."""
-    digest = hashlib.sha256()
-    with src.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return f"{src.stem}-{digest.hexdigest()[:16]}.npy"
+    return f"{src.stem}-{sha256_of(src)[:16]}.npy"
 
 
 def _prune(cache: Path, keep: set[Path], limit: int) -> None:
