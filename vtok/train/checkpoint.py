@@ -9,7 +9,6 @@ A checkpoint is one safetensors file of float32 tensors: the model's own names, 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import torch
 from safetensors.torch import save_file
 
 from vtok.errors import VtokError
-from vtok.files import atomic_path, write_json
+from vtok.files import atomic_path, sha256_of, write_json
 from vtok.model.tokenizer import ModelConfig, Tokenizer
 
 __all__ = [
@@ -218,7 +217,7 @@ def export(result: TrainResult, *, name: str, config: ModelConfig, out_dir: Path
         save_file(half, str(tmp), metadata={"name": name})
     entry = {
         "file": weights.name,
-        "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        "sha256": sha256_of(weights),
         "config": config.to_dict(),
         "training": {"data": data, "steps": result.steps, "seconds": round(result.seconds)},
         "metrics": {f"heldout_windows_{k}": v for k, v in result.metrics.items()},
