@@ -96,6 +96,14 @@ def test_mask_sampler_mixes_full_prefix_and_tile_masks():
     assert kept.min() >= (196 // 16) / 196 - 1e-6 and (kept < 0.5).any()  # at least 1/16 of the tokens
 
 
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_mask_sampler_keeps_every_token_in_its_full_share(share):
+    keep = MaskSampler(14, 14, "cpu", full_share=share)(2000, torch.Generator().manual_seed(1))
+    full = (keep.float().mean((1, 2)) == 1).float().mean().item()
+    # a random prefix keeps everything now and then (n drawn up to all 196), so allow a little more
+    assert share - 0.04 <= full <= share + 0.04
+
+
 def test_context_model_trains_on_pairs_of_blocks_and_needs_them(windows):
     pairs = np.concatenate([windows, windows[::-1]], axis=1)  # 8 frames: two blocks
     result = train_model(FixedWindows(pairs, size=32), TINY_CONTEXT, schedule(steps=3, batch=2), log=print)
@@ -197,6 +205,7 @@ def test_window_sampler_needs_a_long_enough_video(counted_cache):
         ({"batch": 0}, "batch"),
         ({"minutes": 0.0}, "minutes"),
         ({"masks_after": 1.5}, "masks_after"),
+        ({"full_share": -0.1}, "full_share"),
         ({"windows": -1}, "windows"),
         ({"loss": "l1"}, "loss"),
     ],

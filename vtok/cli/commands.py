@@ -315,6 +315,17 @@ MasksAfter = Annotated[
         help="Share of the schedule at the full budget before random keep masks start.", min=0, max=1, metavar="SHARE"
     ),
 ]
+FullShare = Annotated[
+    float,
+    typer.Option(
+        help="Share of the windows that keep every token once keep masks have started; the rest keep a "
+        "random prefix or a random level per tile, half each.",
+        show_default="1/3",
+        min=0,
+        max=1,
+        metavar="SHARE",
+    ),
+]
 Resume = Annotated[
     Path | None,
     typer.Option(
@@ -339,6 +350,7 @@ def train(
     crop: Annotated[int, typer.Option(help="Training crop size in pixels (a multiple of 32).", metavar="PIXELS")] = 96,
     lr: Annotated[float, typer.Option(help="Peak learning rate.", metavar="LR")] = 1e-3,
     masks_after: MasksAfter = 0.0,
+    full_share: FullShare = 1 / 3,
     loss: Annotated[
         str,
         typer.Option(
@@ -355,7 +367,8 @@ def train(
     from vtok.train import TrainConfig, run_training
 
     with errors():
-        schedule = dict(steps=steps, minutes=minutes, batch=batch, crop=crop, lr=lr, masks_after=masks_after, loss=loss)
+        masking = dict(masks_after=masks_after, full_share=full_share)
+        schedule = dict(steps=steps, minutes=minutes, batch=batch, crop=crop, lr=lr, loss=loss, **masking)
         data = dict(windows=windows, save_windows=save_windows, cache=cache, resume=resume, force=force)
         config = TrainConfig(model=model, out_dir=output, device=device, **schedule, **data)
         entry = run_training(sources, config, log=log)

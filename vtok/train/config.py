@@ -19,7 +19,8 @@ class TrainConfig:
 
     Training stops at `steps` or `minutes`, whichever comes first; the learning rate follows a
     cosine from `lr` over that budget. `masks_after` is the share of the schedule (0 to 1) trained
-    at the full budget before random keep masks start. `loss` is "mse" (the mean squared error of
+    at the full budget before random keep masks start; `full_share` is the share of the masked steps'
+    windows that still keep every token. `loss` is "mse" (the mean squared error of
     the batch) or "log-mse" (the mean over windows of log(MSE + 1e-4): each window's error in dB, so
     the easy windows and the full budget are not drowned out by the hard ones and the small budgets).
     """
@@ -32,6 +33,7 @@ class TrainConfig:
     crop: int = 96
     lr: float = 1e-3
     masks_after: float = 0.0
+    full_share: float = 1 / 3
     loss: str = "mse"  # or "log-mse"
     device: str = "cpu"  # or "auto": CUDA when available
     seed: int = 0
@@ -56,6 +58,8 @@ class TrainConfig:
             raise UsageError(f"minutes {self.minutes} is not positive", option="minutes")
         if not 0 <= self.masks_after <= 1:
             raise UsageError(f"masks_after {self.masks_after} is not between 0 and 1", option="masks_after")
+        if not 0 <= self.full_share <= 1:
+            raise UsageError(f"full_share {self.full_share} is not between 0 and 1", option="full_share")
         if self.loss not in LOSSES:
             raise UsageError(f"unknown loss {self.loss!r}; known: {', '.join(LOSSES)}", option="loss")
         if self.windows < 0:

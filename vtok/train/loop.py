@@ -116,8 +116,9 @@ def train_model(
       (two consecutive blocks, needed by a model with context); S a multiple of 32.
     val: held-out uint8 windows of the same frame count for the logged figures; default: one batch
       drawn from the sampler up front.
-    train: uses steps, minutes, batch, lr, masks_after, loss, device and seed. Random keep masks start
-      after `masks_after` of the schedule (they cost 1 dB or more at the full budget early on).
+    train: uses steps, minutes, batch, lr, masks_after, full_share, loss, device and seed. Random keep
+      masks start after `masks_after` of the schedule (they cost 1 dB or more at the full budget early
+      on); a `full_share` of the windows keeps every token even then.
     The forward pass runs under bf16 autocast (on the CPU too: AVX-512 bf16 trains 1.5x faster) with
     channels-last weights. `init`: see `checkpoint.restore`; `checkpoint` is rewritten every minute.
     """
@@ -132,7 +133,7 @@ def train_model(
     done = restore(model, opt, init, log)
     model = model.to(memory_format=torch.channels_last)  # 1.14x on this CPU (benchmarks/train_speed.py)
     side = probe.shape[2] // config.stride
-    masks = MaskSampler(side, side, train.device, config.levels)
+    masks = MaskSampler(side, side, train.device, config.levels, train.full_share)
     start, last_log, last_ckpt, step = time.perf_counter(), 0.0, time.perf_counter(), done.step
 
     def elapsed() -> float:

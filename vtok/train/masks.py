@@ -11,13 +11,14 @@ __all__ = ["MaskSampler"]
 class MaskSampler:
     """Random keep masks bool (B, h, w) over a grid of h x w token positions.
 
-    A third of the samples keep everything, a third keep a random prefix of the coarse-to-fine
-    order (from one token per tile up), and a third give each tile a random level, as the
-    per-tile elastic budget does.
+    A share `full_share` (0 to 1) of the samples keep everything; the rest are split evenly between
+    a random prefix of the coarse-to-fine order (from one token per tile up) and a random level per
+    tile, as the per-tile elastic budget does.
     """
 
-    def __init__(self, h: int, w: int, device: str, levels: int = 3):
+    def __init__(self, h: int, w: int, device: str, levels: int = 3, full_share: float = 1 / 3):
         self.n = h * w
+        self.full_share = full_share
         self.n_levels, self.tile = levels, tile_size(levels)
         rank = np.empty(self.n, np.int64)
         rank[prefix_order(h, w, levels)] = np.arange(self.n)
@@ -29,7 +30,8 @@ class MaskSampler:
         """b masks bool (b, h, w) on the sampler's device, drawn from `gen` (a CPU generator)."""
         h, w = self.rank.shape
         device = self.rank.device
-        mode = torch.randint(0, 3, (b,), generator=gen).to(device)
+        u = torch.rand(b, generator=gen).to(device)
+        mode = (u >= self.full_share).long() + (u >= (1 + self.full_share) / 2).long()  # 0 full, 1 prefix, 2 tiles
         n = torch.randint(max(1, self.n // self.tile**2), self.n + 1, (b,), generator=gen).to(device)
         prefix = self.rank.unsqueeze(0) < n.view(b, 1, 1)
         tile_levels = torch.randint(0, self.n_levels, (b, *self.tiles), generator=gen).to(device)
