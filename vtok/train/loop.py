@@ -116,9 +116,8 @@ def train_model(
       (two consecutive blocks, needed by a model with context); S a multiple of 32.
     val: held-out uint8 windows of the same frame count for the logged figures; default: one batch
       drawn from the sampler up front.
-    train: uses steps, minutes, batch, lr, masks_after, full_share, loss, device and seed. Random keep
-      masks start after `masks_after` of the schedule (they cost 1 dB or more at the full budget early
-      on); a `full_share` of the windows keeps every token even then.
+    train: uses steps, minutes, batch, lr, masks_after, full_share, loss, device and seed. Keep masks
+      (`full_share` of them full) start after `masks_after` of the schedule (TrainConfig).
     The forward pass runs under bf16 autocast (on the CPU too: AVX-512 bf16 trains 1.5x faster) with
     channels-last weights. `init`: see `checkpoint.restore`; `checkpoint` is rewritten every minute.
     """
