@@ -367,8 +367,16 @@ def train(
     from vtok.train import TrainConfig, run_training
 
     with errors():
-        masking = dict(masks_after=masks_after, full_share=full_share)
-        schedule = dict(steps=steps, minutes=minutes, batch=batch, crop=crop, lr=lr, loss=loss, **masking)
+        schedule = dict(
+            steps=steps,
+            minutes=minutes,
+            batch=batch,
+            crop=crop,
+            lr=lr,
+            loss=loss,
+            masks_after=masks_after,
+            full_share=full_share,
+        )
         data = dict(windows=windows, save_windows=save_windows, cache=cache, resume=resume, force=force)
         config = TrainConfig(model=model, out_dir=output, device=device, **schedule, **data)
         entry = run_training(sources, config, log=log)
