@@ -76,6 +76,24 @@ def test_training_resumes_from_a_checkpoint(windows, tmp_path):
     assert (tmp_path / "manifest.json").exists() and (tmp_path / "tiny.safetensors").exists()
 
 
+def test_the_entropy_weight_reaches_an_lfq_models_loss(windows):
+    tiny_lfq = ModelConfig(
+        width=8, latent_width=16, encoder_depth=1, decoder_depth=1, quantizer={"kind": "lfq", "bits": 4}
+    )
+
+    def trained(**kw) -> dict:
+        return train_model(FixedWindows(windows, size=32), tiny_lfq, schedule(steps=3, batch=4, **kw), log=print).state
+
+    default, same, none, heavy = (
+        trained(),
+        trained(entropy_weight=0.01),
+        trained(entropy_weight=0.0),
+        trained(entropy_weight=1.0),
+    )
+    assert all(torch.equal(default[k], same[k]) for k in default)
+    assert not all(torch.equal(none[k], heavy[k]) for k in none)
+
+
 def test_log_mse_is_the_mean_log_error_of_each_window_and_block():
     x = torch.zeros(2, 3, 8, 4, 4)
     ys = [torch.full((2, 3, 4, 4, 4), 0.1), torch.zeros(2, 3, 4, 4, 4)]
@@ -206,6 +224,8 @@ def test_window_sampler_needs_a_long_enough_video(counted_cache):
         ({"minutes": 0.0}, "minutes"),
         ({"masks_after": 1.5}, "masks_after"),
         ({"full_share": -0.1}, "full_share"),
+        ({"model": "vtok-lfq", "entropy_weight": -0.01}, "entropy_weight"),
+        ({"entropy_weight": 0.01}, "entropy_weight"),  # vtok-fsq has no entropy penalty
         ({"windows": -1}, "windows"),
         ({"loss": "l1"}, "loss"),
     ],

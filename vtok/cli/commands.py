@@ -326,6 +326,15 @@ FullShare = Annotated[
         metavar="SHARE",
     ),
 ]
+EntropyWeight = Annotated[
+    float | None,
+    typer.Option(
+        help="Weight of an LFQ model's entropy penalty, which spreads its codes over the codebook (LFQ models only).",
+        show_default="0.01",
+        min=0,
+        metavar="W",
+    ),
+]
 Resume = Annotated[
     Path | None,
     typer.Option(
@@ -351,6 +360,7 @@ def train(
     lr: Annotated[float, typer.Option(help="Peak learning rate.", metavar="LR")] = 1e-3,
     masks_after: MasksAfter = 0.0,
     full_share: FullShare = 1 / 3,
+    entropy_weight: EntropyWeight = None,
     loss: Annotated[
         str,
         typer.Option(
@@ -376,6 +386,7 @@ def train(
             loss=loss,
             masks_after=masks_after,
             full_share=full_share,
+            entropy_weight=entropy_weight,
         )
         data = dict(windows=windows, save_windows=save_windows, cache=cache, resume=resume, force=force)
         config = TrainConfig(model=model, out_dir=output, device=device, **schedule, **data)

@@ -8,9 +8,10 @@ from vtok.format.layout import tile_size
 from vtok.model.registry import builtin_dir, pick_device
 from vtok.model.tokenizer import ARCHITECTURES, ModelConfig
 
-__all__ = ["TrainConfig", "LOSSES"]
+__all__ = ["TrainConfig", "LOSSES", "DEFAULT_ENTROPY_WEIGHT"]
 
 LOSSES = ("mse", "log-mse")
+DEFAULT_ENTROPY_WEIGHT = 0.01  # an LFQ model's entropy penalty beside its reconstruction loss
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,8 @@ class TrainConfig:
     Training stops at `steps` or `minutes`, whichever comes first; the learning rate follows a
     cosine from `lr` over that budget. `masks_after` is the share of the schedule (0 to 1) trained
     at the full budget before random keep masks start; `full_share` is the share of the masked steps'
-    windows that still keep every token. `loss` is "mse" (the mean squared error of
+    windows that still keep every token. `entropy_weight` weighs an LFQ model's entropy penalty
+    (None: DEFAULT_ENTROPY_WEIGHT; FSQ has no such term). `loss` is "mse" (the mean squared error of
     the batch) or "log-mse" (the mean over windows of log(MSE + 1e-4): each window's error in dB, so
     the easy windows and the full budget are not drowned out by the hard ones and the small budgets).
     """
@@ -34,6 +36,7 @@ class TrainConfig:
     lr: float = 1e-3
     masks_after: float = 0.0
     full_share: float = 1 / 3
+    entropy_weight: float | None = None  # LFQ only; None: DEFAULT_ENTROPY_WEIGHT
     loss: str = "mse"  # or "log-mse"
     device: str = "cpu"  # or "auto": CUDA when available
     seed: int = 0
@@ -60,6 +63,11 @@ class TrainConfig:
             raise UsageError(f"masks_after {self.masks_after} is not between 0 and 1", option="masks_after")
         if not 0 <= self.full_share <= 1:
             raise UsageError(f"full_share {self.full_share} is not between 0 and 1", option="full_share")
+        if self.entropy_weight is not None:
+            if arch.quantizer["kind"] != "lfq":
+                raise UsageError(f"entropy_weight is for LFQ models, not {self.model}", option="entropy_weight")
+            if not self.entropy_weight >= 0:
+                raise UsageError(f"entropy_weight {self.entropy_weight} is negative", option="entropy_weight")
         if self.loss not in LOSSES:
             raise UsageError(f"unknown loss {self.loss!r}; known: {', '.join(LOSSES)}", option="loss")
         if self.windows < 0:

@@ -21,7 +21,7 @@ from vtok.metrics import MODEL_PEAK, psnr_from_mse
 from vtok.model.pixels import to_model
 from vtok.model.tokenizer import ModelConfig, Tokenizer
 from vtok.train.checkpoint import TrainResult, float_state, restore, save_checkpoint
-from vtok.train.config import TrainConfig
+from vtok.train.config import DEFAULT_ENTROPY_WEIGHT, TrainConfig
 from vtok.train.masks import MaskSampler
 
 __all__ = ["blocks_forward", "train_model", "evaluate"]
@@ -92,7 +92,8 @@ def _step(
         loss, mse = _reconstruction_loss(train.loss, ys, x)
         if model.config.quantizer["kind"] == "lfq":  # keep codes near the corners, and all of them in use
             q = model.quantizer
-            loss = loss + 0.1 * q.commitment(z) + 0.01 * q.entropy_penalty(z)
+            weight = DEFAULT_ENTROPY_WEIGHT if train.entropy_weight is None else train.entropy_weight
+            loss = loss + 0.1 * q.commitment(z) + weight * q.entropy_penalty(z)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -116,8 +117,9 @@ def train_model(
       (two consecutive blocks, needed by a model with context); S a multiple of 32.
     val: held-out uint8 windows of the same frame count for the logged figures; default: one batch
       drawn from the sampler up front.
-    train: uses steps, minutes, batch, lr, masks_after, full_share, loss, device and seed. Keep masks
-      (`full_share` of them full) start after `masks_after` of the schedule (TrainConfig).
+    train: uses steps, minutes, batch, lr, masks_after, full_share, entropy_weight, loss, device and
+      seed. Keep masks (`full_share` of them full) start after `masks_after` of the schedule
+      (TrainConfig).
     The forward pass runs under bf16 autocast (on the CPU too: AVX-512 bf16 trains 1.5x faster) with
     channels-last weights. `init`: see `checkpoint.restore`; `checkpoint` is rewritten every minute.
     """
