@@ -329,10 +329,7 @@ FullShare = Annotated[
 EntropyWeight = Annotated[
     float | None,
     typer.Option(
-        help="Weight of an LFQ model's entropy penalty, which spreads its codes over the codebook (LFQ models only).",
-        show_default="0.01",
-        min=0,
-        metavar="W",
+        help="Weight of the entropy penalty that spreads an LFQ model's codes.", show_default="0.01", min=0, metavar="W"
     ),
 ]
 Resume = Annotated[

@@ -117,9 +117,8 @@ def train_model(
       (two consecutive blocks, needed by a model with context); S a multiple of 32.
     val: held-out uint8 windows of the same frame count for the logged figures; default: one batch
       drawn from the sampler up front.
-    train: uses steps, minutes, batch, lr, masks_after, full_share, entropy_weight, loss, device and
-      seed. Keep masks (`full_share` of them full) start after `masks_after` of the schedule
-      (TrainConfig).
+    train: its schedule, loss weights, device and seed, not its model, data or output fields. Keep
+      masks (`full_share` of them full) start after `masks_after` of the schedule (TrainConfig).
     The forward pass runs under bf16 autocast (on the CPU too: AVX-512 bf16 trains 1.5x faster) with
     channels-last weights. `init`: see `checkpoint.restore`; `checkpoint` is rewritten every minute.
     """
