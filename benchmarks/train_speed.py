@@ -9,6 +9,8 @@ blocks for a model with context), the loss, backward and AdamW. Settings are tim
 the median step time of each. A sample is one window; pixels count every frame of it.
 `autograd-norm` leaves the channel norms' gradient to autograd instead of their written-out one;
 `mean-norm` also takes mean(1) over channels instead of a sum times 1/C: the norm as it was.
+An LFQ model's step includes its commitment and entropy terms, as in training; `no-entropy` drops
+the entropy penalty (`vtok train --entropy-weight 0`).
 """
 
 import argparse
@@ -22,7 +24,7 @@ import torch
 from vtok.model.pixels import to_model
 from vtok.model.tokenizer import ARCHITECTURES, Tokenizer, _ChannelNorm
 from vtok.train import MaskSampler
-from vtok.train.loop import _reconstruction_loss, blocks_forward
+from vtok.train.loop import _reconstruction_loss, blocks_forward, quantizer_loss
 
 
 def _autograd_norm(norm: _ChannelNorm, x: torch.Tensor) -> torch.Tensor:
@@ -58,8 +60,9 @@ def _step_fn(name: str, setting: str, batch: int, crop: int):
     def step() -> None:
         keeps = [masks(batch, gen) for _ in range(f // bf)]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            ys, _ = forward(model, x, keeps)
+            ys, z = forward(model, x, keeps)
             loss, _ = _reconstruction_loss("mse", ys, x)
+            loss = loss + quantizer_loss(model, z, 0.0 if "no-entropy" in setting else None)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -24,7 +24,7 @@ from vtok.train.checkpoint import TrainResult, float_state, restore, save_checkp
 from vtok.train.config import DEFAULT_ENTROPY_WEIGHT, TrainConfig
 from vtok.train.masks import MaskSampler
 
-__all__ = ["blocks_forward", "train_model", "evaluate"]
+__all__ = ["blocks_forward", "quantizer_loss", "train_model", "evaluate"]
 
 LOG_EVERY = 30  # seconds between progress lines
 CHECKPOINT_EVERY = 60  # seconds between checkpoints
@@ -82,6 +82,20 @@ def _reconstruction_loss(kind: str, ys: list[torch.Tensor], x: torch.Tensor) -> 
     return (errors.add(LOG_MSE_FLOOR).log().mean() if kind == "log-mse" else mse), mse
 
 
+def quantizer_loss(model: Tokenizer, z: torch.Tensor, entropy_weight: float | None) -> torch.Tensor | float:
+    """An LFQ model's commitment and entropy terms on its latents z (N, D, h, w); 0 for FSQ.
+
+    They keep codes near the corners and all of them in use; entropy_weight None means
+    DEFAULT_ENTROPY_WEIGHT, and at 0 the penalty is skipped: its softmax over the sub-codes costs
+    4% of a step (1.04x; batch 8, crop 96, one thread: `benchmarks/train_speed.py --model vtok-lfq`)."""
+    if model.config.quantizer["kind"] != "lfq":
+        return 0.0
+    q = model.quantizer
+    weight = DEFAULT_ENTROPY_WEIGHT if entropy_weight is None else entropy_weight
+    loss = 0.1 * q.commitment(z)
+    return loss + weight * q.entropy_penalty(z) if weight else loss
+
+
 def _step(
     model: Tokenizer, opt: torch.optim.Optimizer, x: torch.Tensor, keeps: list, train: TrainConfig
 ) -> torch.Tensor:
@@ -90,12 +104,7 @@ def _step(
     with torch.autocast(device_type, dtype=torch.bfloat16):
         ys, z = blocks_forward(model, x, keeps)
         loss, mse = _reconstruction_loss(train.loss, ys, x)
-        if model.config.quantizer["kind"] == "lfq":  # keep codes near the corners, and all of them in use
-            q = model.quantizer
-            weight = DEFAULT_ENTROPY_WEIGHT if train.entropy_weight is None else train.entropy_weight
-            loss = loss + 0.1 * q.commitment(z)
-            if weight:  # its softmax over the sub-codes costs about 6% of a step (batch 8, crop 96)
-                loss = loss + weight * q.entropy_penalty(z)
+        loss = loss + quantizer_loss(model, z, train.entropy_weight)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
