@@ -332,6 +332,20 @@ def test_resuming_into_a_deeper_decoder_starts_from_the_same_pictures():
     assert deep.decoder.low[2].conv2.weight.grad.abs().sum() > 0
 
 
+def test_resuming_into_a_deeper_encoder_starts_from_the_same_codes():
+    fine = dict(width=8, latent_width=16, decoder_depth=1, stride=4, levels=4)
+    shallow, deep = Tokenizer(ModelConfig(**fine, encoder_depth=1)), Tokenizer(ModelConfig(**fine, encoder_depth=3))
+    logs = _fit_randomised(shallow, deep)
+    assert logs == ["encoder: 1 residual blocks per stage -> 3; the new ones start as the identity"]
+    x = torch.rand(2, 3, 4, 32, 32) * 2 - 1
+    with torch.no_grad():
+        (y_shallow, z_shallow, i_shallow), (y_deep, z_deep, i_deep) = shallow(x), deep(x)
+    assert torch.equal(z_shallow, z_deep) and torch.equal(i_shallow, i_deep) and torch.equal(y_shallow, y_deep)
+    deep(x)[1].square().mean().backward()  # the new blocks learn: their last convolution gets a gradient
+    assert deep.encoder[2].conv2.weight.grad.abs().sum() > 0
+    assert deep.encoder[3].conv2.weight.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize(
     "narrow_spec, wide_spec",
     [

@@ -80,6 +80,9 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     "vtok-lfq-262k": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 18}),
     "vtok-fsq-context": ModelConfig(**_FINE, quantizer=_FSQ_1M, context=True),
     "vtok-fsq-deep": ModelConfig(**_FINE | {"decoder_depth": 3}, quantizer=_FSQ_1M),  # a third block per stage
+    # four residual blocks in the encoder: latents optimised against the decoder beat the encoder's by
+    # about 1 dB, so the two-block encoder may be what holds the model back
+    "vtok-fsq-deep-encoder": ModelConfig(**_FINE | {"encoder_depth": 4}, quantizer=_FSQ_1M),
     "vtok-fsq-levels": ModelConfig(**_FINE, quantizer=_FSQ_1M, level_map=True),  # codes know their budget level
     "vtok-fsq-s8": ModelConfig(),  # the first design: one token per 4x8x8 pixels
     "vtok-lfq-s8": ModelConfig(quantizer={"kind": "lfq", "bits": 16}),

@@ -61,13 +61,13 @@ def adapt(state: dict, model: Tokenizer, log: Callable[[str], None]) -> dict:
     """Fit the weights of a related model to `model`, to start training from them.
 
     A convolution that took fewer input channels (the decoder before it took a keep mask) gets zero
-    weights for the new ones, so the old behaviour is kept. A decoder with fewer residual blocks per
-    stage gets identity blocks appended (`_deepen_decoder`); a latent with fewer channels gets new ones
+    weights for the new ones, so the old behaviour is kept. An encoder or decoder with fewer residual
+    blocks per stage gets identity blocks appended (`_deepen`); a latent with fewer channels gets new ones
     that the decoder starts by ignoring (`_widen_latent`). A tensor of any other shape keeps
     `model`'s fresh initialisation.
     """
     own = model.state_dict()
-    state = _widen_latent(_deepen_decoder(state, model, own, log), model, own, log)
+    state = _widen_latent(_deepen(state, model, own, log), model, own, log)
     if not any(k in own and v.shape == own[k].shape for k, v in state.items()):
         raise VtokError("the weights to resume from share no layer with this architecture")
     out = {k: v for k, v in own.items() if k not in state}  # layers the old model lacked start fresh
@@ -91,42 +91,46 @@ def adapt(state: dict, model: Tokenizer, log: Callable[[str], None]) -> dict:
 
 
 def _stage_depth(state: dict, stage: str, first: int) -> int:
-    """Residual blocks in one nn.Sequential decoder stage, counted from its index `first`."""
+    """Residual blocks in one nn.Sequential stage, counted from its index `first`."""
     depth = 0
     while f"{stage}.{first + depth}.conv1.weight" in state:
         depth += 1
     return depth
 
 
-def _deepen_decoder(state: dict, model: Tokenizer, own: dict, log: Callable[[str], None]) -> dict:
-    """Weights of a stride-4 decoder with fewer residual blocks per stage, renumbered for `model`'s
-    deeper one. Each new block is appended after the old ones with its last convolution at zero, so
-    it starts as the identity and the model decodes exactly as before. Other weights pass unchanged.
-    `own` is `model`'s state dict.
+def _deepen(state: dict, model: Tokenizer, own: dict, log: Callable[[str], None]) -> dict:
+    """Weights of a stride-4 model with fewer residual blocks per encoder or decoder stage,
+    renumbered for `model`'s deeper one. Each new block is appended after the old ones with its last
+    convolution at zero, so it starts as the identity and the model codes and decodes exactly as
+    before. Other weights pass unchanged. `own` is `model`'s state dict.
     """
     if model.config.stride != 4:
         return state
-    depth = model.config.decoder_depth
-    # (stage, index of its first residual block): `low` opens with its 2x2 downsampling convolution
-    stages = (("decoder.low", 1), ("decoder.high", 0))
-    old = {_stage_depth(state, stage, first) for stage, first in stages}
-    if len(old) != 1 or not 0 < (was := old.pop()) < depth:
-        return state
-    log(f"decoder: {was} residual blocks per stage -> {depth}; the new ones start as the identity")
-    out = {}
-    for key, value in state.items():
+    # (stage, index of its first residual block): the encoder and `low` open with a convolution
+    parts = (
+        ("encoder", model.config.encoder_depth, (("encoder", 1),)),
+        ("decoder", model.config.decoder_depth, (("decoder.low", 1), ("decoder.high", 0))),
+    )
+    for part, depth, stages in parts:
+        old = {_stage_depth(state, stage, first) for stage, first in stages}
+        if len(old) != 1 or not 0 < (was := old.pop()) < depth:
+            continue
+        log(f"{part}: {was} residual blocks per stage -> {depth}; the new ones start as the identity")
+        out = {}
+        for key, value in state.items():
+            for stage, first in stages:
+                head, _, rest = key.partition(f"{stage}.")
+                if head == "" and rest:
+                    index, _, name = rest.partition(".")
+                    if int(index) >= first + was:  # the layers after the blocks move down
+                        key = f"{stage}.{int(index) + depth - was}.{name}"
+            out[key] = value
         for stage, first in stages:
-            head, _, rest = key.partition(f"{stage}.")
-            if head == "" and rest:
-                index, _, name = rest.partition(".")
-                if int(index) >= first + was:  # the layers after the blocks move down
-                    key = f"{stage}.{int(index) + depth - was}.{name}"
-        out[key] = value
-    for stage, first in stages:
-        for i in range(first + was, first + depth):
-            for name in ("conv2.weight", "conv2.bias"):
-                out[f"{stage}.{i}.{name}"] = torch.zeros_like(own[f"{stage}.{i}.{name}"])
-    return out
+            for i in range(first + was, first + depth):
+                for name in ("conv2.weight", "conv2.bias"):
+                    out[f"{stage}.{i}.{name}"] = torch.zeros_like(own[f"{stage}.{i}.{name}"])
+        state = out
+    return state
 
 
 def _widen_latent(state: dict, model: Tokenizer, own: dict, log: Callable[[str], None]) -> dict:
