@@ -1,14 +1,16 @@
 """Tokenizer quality on held-out clips: PSNR against tokens per frame, and the threshold search.
 
     python benchmarks/quality.py CLIPS... [--limit N] [--frames 32] [--models vtok-fsq vtok-lfq PATH#NAME ...] \
-        [--threshold 0.003] [--out benchmarks/results/quality.json]
+        [--threshold 0.003] [--refine STEPS] [--out benchmarks/results/quality.json]
 
 For each clip, the first --frames frames (whole blocks) are taken as a 256x256 centre crop (the
 short side first scaled up to 256 where it is smaller). Codes are made once per clip; each budget
 is a prefix of the coarse-to-fine order with the same number of tokens in every block, from 16
 tokens per frame up to the full budget. A model with context decodes the blocks in order, each
 seeing the previous block decoded at the same budget (block 0 is a keyframe). PSNR is RGB, 8-bit
-peak, from the MSE pooled over the clip's frames; the table gives the mean over clips.
+peak, from the MSE pooled over the clip's frames; the table gives the mean over clips. With
+--refine, the codes are refined against the decoder (vtok.model.refine) in the curve and the
+threshold runs alike.
 
 The threshold columns run the real `encode_file` (elastic budget and runs) on the same crops,
 stored losslessly first: the share of blocks that meet T without a flag, and mean tokens per
@@ -31,6 +33,7 @@ from vtok.format.layout import prefix_keep
 from vtok.media.video import read_frames
 from vtok.metrics import psnr
 from vtok.model.pixels import to_frames, to_model
+from vtok.model.refine import refined_encode
 from vtok.model.registry import LoadedModel, load
 
 TOKENS_PER_FRAME = (16, 32, 64, 128, 256, 512, 1024)
@@ -50,13 +53,15 @@ def decode_at_budget(model: LoadedModel, indices: torch.Tensor, keep: torch.Tens
 
 
 @torch.inference_mode()
-def curve(model: LoadedModel, frames: np.ndarray, tokens_per_frame=TOKENS_PER_FRAME) -> tuple[dict, torch.Tensor]:
+def curve(
+    model: LoadedModel, frames: np.ndarray, tokens_per_frame=TOKENS_PER_FRAME, refine: int = 0
+) -> tuple[dict, torch.Tensor]:
     """frames uint8 (T, H, W, 3), T a multiple of the block size -> ({tokens per frame: PSNR}, indices)."""
     cfg = model.tokenizer.config
     f = cfg.frames
     t, h, w, _ = frames.shape
     x = to_model(frames.reshape(t // f, f, h, w, 3), cfg.stride, model.device)
-    indices = torch.cat([model.tokenizer.encode(x[i : i + 2]) for i in range(0, len(x), 2)])
+    indices = torch.cat([refined_encode(model.tokenizer, x[i : i + 2], refine) for i in range(0, len(x), 2)])
     rows, cols = indices.shape[1:]
     out = {}
     for tpf in tokens_per_frame:
@@ -69,11 +74,11 @@ def curve(model: LoadedModel, frames: np.ndarray, tokens_per_frame=TOKENS_PER_FR
     return out, indices
 
 
-def threshold_run(model: LoadedModel, frames: np.ndarray, threshold: float, tmp: Path) -> dict:
+def threshold_run(model: LoadedModel, frames: np.ndarray, threshold: float, tmp: Path, refine: int = 0) -> dict:
     """Encode frames uint8 (T, H, W, 3) at `threshold` with the real codec, then decode it; time both."""
     src = write_lossless(tmp / "crop.mp4", frames)
     dst, back = tmp / "crop.vtok", tmp / "back.mp4"
-    encode_s, r = timed(encode_file, src=src, dst=dst, model=model, threshold=threshold, force=True)
+    encode_s, r = timed(encode_file, src=src, dst=dst, model=model, threshold=threshold, refine=refine, force=True)
     decode_s, _ = timed(decode_file, src=dst, dst=tmp / "timed.mp4", model=model, force=True)  # as users run it
     decode_file(src=dst, dst=back, model=model, force=True, lossless=True)  # exact, for PSNR
     decoded = np.stack(list(read_frames(back)))
@@ -112,13 +117,13 @@ def measure_model(spec: str, clips: list[Path], args: argparse.Namespace) -> dic
     curves, runs, counts = [], [], torch.zeros(codebook_size, dtype=torch.float64)
     for clip in clips:
         frames = load_clip(clip, n, 256, multiple=f)
-        points, indices = curve(model, frames)
+        points, indices = curve(model, frames, refine=args.refine)
         counts += torch.bincount(indices.reshape(-1).cpu(), minlength=codebook_size).double()
         curves.append(points)
         line = ", ".join(f"{k} {v:.2f}" for k, v in points.items())
         if args.threshold > 0:
             with tempfile.TemporaryDirectory() as tmp:
-                runs.append(threshold_run(model, frames, args.threshold, Path(tmp)))
+                runs.append(threshold_run(model, frames, args.threshold, Path(tmp), args.refine))
             r = runs[-1]
             line += f"; T: {r['blocks'] - r['flagged']}/{r['blocks']} met, {r['tokens_per_frame']:.0f} tok/frame"
         print(f"{spec} {clip.name}: {line}", file=sys.stderr)
@@ -132,6 +137,8 @@ def measure_model(spec: str, clips: list[Path], args: argparse.Namespace) -> dic
         "frames_per_clip": n,
         "sha256": model.entry.sha256,
     }
+    if args.refine:
+        result["refine"] = args.refine
     if runs:
         result["threshold"] = threshold_summary(runs, args.threshold)
     return result
@@ -171,6 +178,9 @@ def main() -> None:
     p.add_argument("--models", nargs="+", default=["vtok-fsq", "vtok-lfq"], help="model specs (vtok --model)")
     p.add_argument("--threshold", type=float, default=0.003, help="0 skips the threshold runs")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument(
+        "--refine", type=int, default=0, help="steps of vtok.model.refine for every block (vtok encode --refine)"
+    )
     args = p.parse_args()
     clips = find_clips(args.clips, args.limit)
     results = {spec: measure_model(spec, clips, args) for spec in args.models}

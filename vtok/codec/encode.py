@@ -22,6 +22,7 @@ from vtok.errors import MediaError, UsageError, Warn, default_warn
 from vtok.files import check_output
 from vtok.format import FLAG_MISSED_THRESHOLD, Header, VtokWriter
 from vtok.model.pixels import to_model
+from vtok.model.refine import check_refine, refined_encode
 from vtok.model.registry import DEFAULT_MODEL, LoadedModel, load, pick_device
 
 __all__ = [
@@ -160,10 +161,10 @@ def _check_thresholds(**thresholds: float) -> None:
             raise UsageError(f"{name.replace('_', ' ')} must be >= 0, not {value:g}", option=name)
 
 
-def _code_blocks(
-    frames: Iterator[np.ndarray], model: LoadedModel, writer: VtokWriter, progress: Progress | None, total: int | None
-) -> _Tally:
-    """Code `frames`, uint8 (H, W, 3) each, block by block into `writer`; `total`: frames expected, if known."""
+def _code_blocks(frames: Iterator[np.ndarray], model: LoadedModel, writer: VtokWriter, progress: Progress | None,
+                 total: int | None, refine: int) -> _Tally:  # fmt: skip
+    """Code `frames`, uint8 (H, W, 3) each, block by block into `writer`; `total`: frames expected, if
+    known; `refine`: steps of vtok.model.refine per batch of blocks."""
     header = writer.header
     coder, tally = BlockCoder(model, header), _Tally()
     per_batch = blocks_per_batch(header.width, header.height, header.block_frames)
@@ -171,7 +172,7 @@ def _code_blocks(
     with closing(prefetch(batches(group_blocks(frames, header.block_frames), per_batch))) as ahead:
         for items in ahead:
             x = to_model(np.stack([b for b, _ in items]), header.token_stride, model.device)
-            codes = model.tokenizer.encode(x)
+            codes = refined_encode(model.tokenizer, x, refine)
             for i, (_, real) in enumerate(items):
                 block = coder.code(x[i : i + 1], codes[i], real)
                 flags = FLAG_MISSED_THRESHOLD if block.budget.missed else 0
@@ -190,6 +191,7 @@ def encode_file(
     model: "str | LoadedModel" = DEFAULT_MODEL,
     threshold: float = 0.0,
     rlt_threshold: float = RLT_DEFAULT,
+    refine: int = 0,
     force: bool = False,
     device: str = "auto",
     progress: Progress | None = None,
@@ -203,6 +205,7 @@ def encode_file(
       budget are flagged. 0 means the full budget everywhere.
     rlt_threshold: mean absolute difference (on [0, 1] pixels) under which a 16x16 patch continues
       its run and stores no tokens (vtok.budget.runs); 0 turns run-length tokenization off.
+    refine: gradient steps on each block's latent against the decoder (vtok.model.refine); 0: none.
     warn: called with one sentence for each thing changed on the way (vtok.errors.Warn): a source
       read differently from what it states (also noted in the header's source_notes), or an output
       name that suggests another format. Default: a VtokWarning.
@@ -211,6 +214,7 @@ def encode_file(
 
     src, dst, warn = Path(src), Path(dst), warn or default_warn
     _check_thresholds(threshold=threshold, rlt_threshold=rlt_threshold)
+    check_refine(refine)
     pick_device(device)  # a bad device name fails before any work
     info = probe(src)
     check_output(src, dst, force)
@@ -221,7 +225,7 @@ def encode_file(
                         duration_s=info.duration_s, threshold=threshold, rlt_threshold=rlt_threshold)  # fmt: skip
     report = SourceReport()
     with VtokWriter(dst, header) as writer, torch.inference_mode():
-        tally = _code_blocks(read_frames(src, report), loaded, writer, progress, info.frames_hint or None)
+        tally = _code_blocks(read_frames(src, report), loaded, writer, progress, info.frames_hint or None, refine)
         if tally.frames == 0:
             raise MediaError(f"{src}: has no frames")
         for note in report.notes:

@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 from vtok.errors import MediaError, UsageError, Warn
 from vtok.folder.manifest import Record
 from vtok.media.find import find_media, walk_files
+from vtok.model.refine import check_refine
 from vtok.model.registry import ModelEntry, pick_device, resolve
 
 __all__ = ["Settings", "Job", "check_folders", "find_sources", "make_jobs", "pending"]
@@ -26,24 +27,29 @@ class Settings:
     threshold: float
     rlt_threshold: float
     device: str
+    refine: int = 0
 
     @classmethod
-    def check(cls, *, model: str, threshold: float, rlt_threshold: float, device: str, local: bool = True):
+    def check(cls, *, model: str, threshold: float, rlt_threshold: float, device: str, refine: int = 0,
+              local: bool = True):  # fmt: skip
         """Check the options once, before any file: a bad one fails the run, not every file.
         `local`: the device is this machine's (a Ray cluster's workers may have devices the driver lacks)."""
         for name, value in (("threshold", threshold), ("rlt_threshold", rlt_threshold)):
             if value < 0:
                 raise UsageError(f"{name.replace('_', ' ')} must be >= 0, not {value:g}", option=name)
+        check_refine(refine)
         if local:
             pick_device(device)
         entry = resolve(model)
-        return cls(replace(entry, path=entry.path.absolute()), threshold, rlt_threshold, device)
+        return cls(replace(entry, path=entry.path.absolute()), threshold, rlt_threshold, device, refine)
 
     def recorded(self) -> dict:
-        """What the manifest keeps of them: what decides whether an output is still current."""
+        """What the manifest keeps of them: what decides whether an output is still current. `refine`
+        only where it is used, so that records from before it existed stay current."""
         e = self.entry
+        refine = {"refine": self.refine} if self.refine else {}
         return {"model": e.name, "model_sha256": e.sha256, "threshold": self.threshold,
-                "rlt_threshold": self.rlt_threshold}  # fmt: skip
+                "rlt_threshold": self.rlt_threshold, **refine}  # fmt: skip
 
 
 @dataclass(frozen=True)

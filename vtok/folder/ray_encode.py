@@ -27,7 +27,7 @@ __all__ = ["encode_dataset", "ray_backend", "RayEncoder"]
 
 
 def encode_dataset(ds, out_dir: Path, *, root: Path | None = None, model: str = DEFAULT_MODEL, threshold: float = 0.0,
-                   rlt_threshold: float = RLT_DEFAULT, device: str = "auto", workers: int = 2,
+                   rlt_threshold: float = RLT_DEFAULT, refine: int = 0, device: str = "auto", workers: int = 2,
                    cpus_per_worker: float | None = None, force: bool = False, progress: FolderProgress | None = None,
                    warn: Warn | None = None) -> FolderResult:  # fmt: skip
     """Encode the videos a `ray.data.Dataset` names into `out_dir`, as vtok.folder.encode_folder does a folder.
@@ -47,7 +47,7 @@ def encode_dataset(ds, out_dir: Path, *, root: Path | None = None, model: str = 
         raise MediaError("the dataset names no videos")
     root = Path(root) if root is not None else Path(os.path.commonpath([p.parent for p in paths]))
     settings = Settings.check(model=model, threshold=threshold, rlt_threshold=rlt_threshold, device=device,
-                              local=False)  # fmt: skip
+                              refine=refine, local=False)  # fmt: skip
     backend = ray_backend(workers=workers, cpus_per_worker=cpus_per_worker)
     return run_jobs(paths, root=root, out_dir=out_dir, settings=settings, force=force, backend=backend,
                     progress=progress, warn=warn)  # fmt: skip

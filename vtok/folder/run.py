@@ -52,6 +52,7 @@ def encode_folder(
     model: str = DEFAULT_MODEL,
     threshold: float = 0.0,
     rlt_threshold: float = RLT_DEFAULT,
+    refine: int = 0,
     device: str = "auto",
     jobs: int = 1,
     glob: str | None = None,
@@ -64,7 +65,7 @@ def encode_folder(
     """Encode every video under the folder `src` to `dst`, mirroring the tree (`x/y.mp4` -> `x/y.vtok`),
     and append a record per file to `dst/manifest.jsonl` (docs/dataset.md).
 
-    model, threshold, rlt_threshold, device: as vtok.codec.encode_file, for every file.
+    model, threshold, rlt_threshold, refine, device: as vtok.codec.encode_file, for every file.
     jobs: files encoded at once: processes on this machine (each with its own model and cores // jobs
       torch threads), or, with `ray`, Ray actors.
     glob: take the files whose path relative to `src` matches this fnmatch pattern (`*` matches `/`
@@ -82,7 +83,7 @@ def encode_folder(
     if jobs < 1:
         raise UsageError(f"jobs must be at least 1, not {jobs}", option="jobs")
     settings = Settings.check(model=model, threshold=threshold, rlt_threshold=rlt_threshold, device=device,
-                              local=not ray)  # fmt: skip
+                              refine=refine, local=not ray)  # fmt: skip
     check_folders(src, dst)
     sources = find_sources(src, glob, warn)
     if not sources:

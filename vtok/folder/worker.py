@@ -45,7 +45,7 @@ class FileEncoder:
                 self._model = load(s.entry, s.device)
             start = time.perf_counter()
             r = encode_file(src=Path(job.source), dst=out, model=self._model, threshold=s.threshold,
-                            rlt_threshold=s.rlt_threshold, force=True, warn=notes.append)  # fmt: skip
+                            rlt_threshold=s.rlt_threshold, refine=s.refine, force=True, warn=notes.append)  # fmt: skip
         except Exception as e:
             if out.is_file():
                 out.unlink()  # an output made from an older version of the source must not pass for this one

@@ -330,7 +330,11 @@ class Tokenizer(nn.Module):
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, 3, F, H, W) in [-1, 1] -> indices int64 (B, H/s, W/s); fused kernels on CUDA (vtok.kernels)."""
-        z = self.exact_latent(x)
+        return self.indices_of(self.exact_latent(x))
+
+    @torch.no_grad()
+    def indices_of(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent float32 (B, D, h, w) -> indices int64 (B, h, w); fused kernels on CUDA (vtok.kernels)."""
         if self.config.quantizer["kind"] == "fsq":
             return kernels.fsq_indices(z, self.quantizer.levels).long()
         return kernels.lfq_indices(z).long()

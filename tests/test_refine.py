@@ -1,0 +1,66 @@
+"""`--refine`: latents optimised against the decoder decode closer to the source, at every level."""
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from vtok.cli.commands import app
+from vtok.codec import decode_file, encode_file
+from vtok.errors import UsageError
+from vtok.folder.plan import Settings
+from vtok.format.layout import position_levels
+from vtok.model.refine import check_refine, refine_latent, refined_encode
+from vtok.model.tokenizer import ModelConfig, Tokenizer
+
+
+def _tiny() -> Tokenizer:
+    torch.manual_seed(0)
+    cfg = ModelConfig(width=16, latent_width=32, encoder_depth=1, decoder_depth=1, stride=4, levels=4)
+    return Tokenizer(cfg).eval()
+
+
+def _errors(tok: Tokenizer, x: torch.Tensor, indices: torch.Tensor) -> list[float]:
+    """MSE of the decoded block at each budget level, the full budget first."""
+    at = torch.from_numpy(position_levels(*indices.shape[1:], 4).astype("int64"))
+    return [(tok.decode(indices, (at < n)[None]) - x).square().mean().item() for n in (4, 3, 2, 1)]
+
+
+def test_refined_codes_decode_closer_at_every_level_and_leave_the_weights_alone():
+    tok = _tiny()
+    before = {k: v.clone() for k, v in tok.state_dict().items()}
+    x = torch.linspace(-0.8, 0.8, 64).view(1, 1, 1, 1, 64).expand(1, 3, 4, 64, 64).clone()
+    x[:, 1] = x[:, 1].transpose(-1, -2).clone()  # smooth, with structure in both directions
+    with torch.inference_mode():  # as encode_file runs it
+        plain, refined = tok.encode(x), refined_encode(tok, x, 20)
+    assert torch.equal(refined_encode(tok, x, 0), plain)
+    assert not torch.equal(refined, plain)
+    assert all(r < p for r, p in zip(_errors(tok, x, refined), _errors(tok, x, plain), strict=True))
+    assert all(torch.equal(v, before[k]) for k, v in tok.state_dict().items())
+    assert all(p.grad is None for p in tok.parameters())
+
+
+def test_zero_steps_return_the_latent_itself():
+    tok = _tiny()
+    z = torch.randn(1, tok.quantizer.dim, 4, 4)
+    assert refine_latent(tok, torch.zeros(1, 3, 4, 16, 16), z, 0) is z
+
+
+@pytest.mark.parametrize("steps", [-1, 1.5, True, "3"])
+def test_a_bad_step_count_is_refused(steps):
+    with pytest.raises(UsageError, match="refine must be a whole number of steps >= 0"):
+        check_refine(steps)
+
+
+def test_a_refined_file_decodes_and_its_folder_records_say_so(clip, tmp_path):
+    out = tmp_path / "r.vtok"
+    r = encode_file(src=clip, dst=out, refine=2)
+    assert r.frames == 22 and decode_file(src=out, dst=tmp_path / "r.mp4").frames == 22
+    plain = Settings.check(model="vtok-fsq", threshold=0.003, rlt_threshold=0.0, device="cpu")
+    refined = Settings.check(model="vtok-fsq", threshold=0.003, rlt_threshold=0.0, device="cpu", refine=30)
+    assert "refine" not in plain.recorded()  # records from before --refine stay current
+    assert refined.recorded()["refine"] == 30
+
+
+def test_the_cli_refuses_a_negative_step_count(clip, tmp_path):
+    r = CliRunner().invoke(app, ["encode", str(clip), "-o", str(tmp_path / "x.vtok"), "--refine", "-1"])
+    assert r.exit_code == 2 and "--refine" in r.output and not (tmp_path / "x.vtok").exists()
