@@ -64,3 +64,13 @@ def test_a_refined_file_decodes_and_its_folder_records_say_so(clip, tmp_path):
 def test_the_cli_refuses_a_negative_step_count(clip, tmp_path):
     r = CliRunner().invoke(app, ["encode", str(clip), "-o", str(tmp_path / "x.vtok"), "--refine", "-1"])
     assert r.exit_code == 2 and "--refine" in r.output and not (tmp_path / "x.vtok").exists()
+
+
+@pytest.mark.gpu
+def test_refinement_runs_on_cuda_and_decodes_closer():
+    tok = _tiny().cuda()
+    x = torch.linspace(-0.8, 0.8, 64, device="cuda").view(1, 1, 1, 1, 64).expand(1, 3, 4, 64, 64).clone()
+    with torch.inference_mode():
+        plain, refined = tok.encode(x), refined_encode(tok, x, 20)
+    full = [(tok.decode(i) - x).square().mean().item() for i in (plain, refined)]
+    assert refined.device.type == "cuda" and full[1] < full[0]
