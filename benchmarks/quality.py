@@ -33,7 +33,7 @@ from vtok.format.layout import prefix_keep
 from vtok.media.video import read_frames
 from vtok.metrics import psnr
 from vtok.model.pixels import to_frames, to_model
-from vtok.model.refine import refined_encode
+from vtok.model.refine import check_refine, refined_encode
 from vtok.model.registry import LoadedModel, load
 
 TOKENS_PER_FRAME = (16, 32, 64, 128, 256, 512, 1024)
@@ -182,6 +182,7 @@ def main() -> None:
         "--refine", type=int, default=0, help="steps of vtok.model.refine for every block (vtok encode --refine)"
     )
     args = p.parse_args()
+    check_refine(args.refine)
     clips = find_clips(args.clips, args.limit)
     results = {spec: measure_model(spec, clips, args) for spec in args.models}
     print_tables(results, clips, args)

@@ -1,16 +1,20 @@
 """`--refine`: latents optimised against the decoder decode closer to the source, at every level."""
 
+import numpy as np
 import pytest
 import torch
+from conftest import make_clip
 from typer.testing import CliRunner
 
+import vtok
 from vtok.cli.commands import app
 from vtok.codec import decode_file, encode_file
 from vtok.errors import UsageError
-from vtok.folder.plan import Settings
+from vtok.folder.manifest import read_manifest
 from vtok.format.layout import position_levels
 from vtok.model.refine import check_refine, refine_latent, refined_encode
 from vtok.model.tokenizer import ModelConfig, Tokenizer
+from vtok.train import TrainResult, export
 
 
 def _tiny() -> Tokenizer:
@@ -51,14 +55,40 @@ def test_a_bad_step_count_is_refused(steps):
         check_refine(steps)
 
 
-def test_a_refined_file_decodes_and_its_folder_records_say_so(clip, tmp_path):
-    out = tmp_path / "r.vtok"
-    r = encode_file(src=clip, dst=out, refine=2)
-    assert r.frames == 22 and decode_file(src=out, dst=tmp_path / "r.mp4").frames == 22
-    plain = Settings.check(model="vtok-fsq", threshold=0.003, rlt_threshold=0.0, device="cpu")
-    refined = Settings.check(model="vtok-fsq", threshold=0.003, rlt_threshold=0.0, device="cpu", refine=30)
-    assert "refine" not in plain.recorded()  # records from before --refine stay current
-    assert refined.recorded()["refine"] == 30
+def _codes(path) -> list:
+    with vtok.open(path) as f:
+        return [b.codes for b in f.blocks()]
+
+
+def test_a_refined_file_holds_other_codes_and_decodes(clip, tmp_path):
+    plain, refined = tmp_path / "p.vtok", tmp_path / "r.vtok"
+    encode_file(src=clip, dst=plain, threshold=0.003)
+    r = encode_file(src=clip, dst=refined, threshold=0.003, refine=4)
+    assert r.frames == 22 and decode_file(src=refined, dst=tmp_path / "r.mp4").frames == 22
+    a, b = _codes(plain), _codes(refined)
+    assert len(a) == len(b) and any(not np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_a_folder_encode_refines_records_it_and_resumes_by_it(clip, tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    make_clip(src / "a.mp4", frames=4, width=32, height=32)
+    run = lambda *more: CliRunner().invoke(app, ["encode", str(src), "-o", str(out), *more])  # noqa: E731
+    assert run("--refine", "1").exit_code == 0
+    assert read_manifest(out / "manifest.jsonl")["a.mp4"].settings["refine"] == 1
+    assert "0 encoded, 1 already done" in run("--refine", "1").stdout
+    assert "1 encoded, 0 already done" in run().stdout  # other settings
+    assert "refine" not in read_manifest(out / "manifest.jsonl")["a.mp4"].settings  # as before --refine
+
+
+def test_a_context_model_is_refused_and_leaves_no_file(clip, tmp_path):
+    ctx = ModelConfig(width=8, latent_width=16, encoder_depth=1, decoder_depth=1, stride=4, levels=4, context=True)
+    state = {k: v.detach() for k, v in Tokenizer(ctx).state_dict().items()}
+    result = TrainResult(steps=0, seconds=0, metrics={}, state=state)
+    export(result, name="c", config=ctx, out_dir=tmp_path / "w", data=[])
+    with pytest.raises(UsageError, match="refine is for models without context"):
+        encode_file(src=clip, dst=tmp_path / "c.vtok", model=f"{tmp_path / 'w'}#c", refine=2, device="cpu")
+    assert not (tmp_path / "c.vtok").exists()
 
 
 def test_the_cli_refuses_a_negative_step_count(clip, tmp_path):

@@ -21,7 +21,7 @@ TrainSources = Annotated[
 Architecture = Annotated[
     str,
     typer.Option(
-        help="Architecture to train: vtok-fsq, vtok-lfq, or the first design, vtok-fsq-s8 / vtok-lfq-s8.",
+        help="Architecture to train: vtok-fsq, vtok-lfq, or another design the README lists (vtok-fsq-s8, ...).",
         metavar="ARCH",
     ),
 ]

@@ -8,7 +8,9 @@ keeping 3, 2 and 1 levels), so that the codes stay good at every budget the elas
 `vtok trim` may choose: they still do not depend on the budget a block gets.
 
 It costs a decoder pass forward and back per step, so an encode with 30 steps runs tens of times
-slower. Gradients differ with the thread count, so refined codes may too.
+slower; every level gets a step from 4 steps up. Gradients differ with the thread count, so refined
+codes may too. Models with context are refused: their blocks decode with a context that refinement
+does not have.
 """
 
 import math
@@ -40,17 +42,21 @@ def refine_latent(tokenizer: Tokenizer, x: torch.Tensor, z: torch.Tensor, steps:
     """
     if steps <= 0:
         return z
+    if tokenizer.config.context:
+        raise UsageError("refine is for models without context", option="refine")
     rows, cols = z.shape[-2:]
     at = torch.from_numpy(position_levels(rows, cols, tokenizer.config.levels).astype("int64")).to(z.device)
     keeps = [(at < n).expand(len(z), -1, -1) for n in range(tokenizer.config.levels, 0, -1)]  # full first
-    fast = z.device.type != "cpu" or cpu_bf16("decoder")
+    fast = z.device.type == "cpu" and cpu_bf16("decoder")  # as Tokenizer.decode runs, to suit what it gives
     with torch.inference_mode(False), torch.enable_grad():
         x, z = x.clone(), z.clone().requires_grad_(True)  # out of inference mode, to keep for backward
         opt = torch.optim.Adam([z], lr=LEARNING_RATE)
         for step in range(steps):
             with torch.autocast(z.device.type, dtype=torch.bfloat16, enabled=fast):
                 y = tokenizer.pixels(tokenizer.quantizer(z)[0], keeps[step % len(keeps)])
-            loss = F.mse_loss(y.float(), x)
+            # summed, not averaged: each latent's gradient then does not shrink with the frame size,
+            # which would bring it down to Adam's eps on large frames
+            loss = F.mse_loss(y.float(), x, reduction="sum")
             (z.grad,) = torch.autograd.grad(loss, [z])  # the weights get no gradient
             opt.param_groups[0]["lr"] = LEARNING_RATE * 0.5 * (1 + math.cos(math.pi * step / steps))
             opt.step()
