@@ -55,8 +55,8 @@ NoRlt = Annotated[bool, typer.Option("--no-rlt", help="Turn run-length tokenizat
 Refine = Annotated[
     int,
     typer.Option(
-        help="Gradient steps on each block's latent against the decoder before it is quantized: about "
-        "1 dB more at every budget with 30, at tens of times the encode time. 0 is off.",
+        help="Gradient steps on each block's latent against the decoder before it is quantized: with 30, "
+        "+0.8 to +1.3 dB on the test clips, at about 15x the encode time. 0 is off.",
         min=0,
         metavar="STEPS",
     ),
