@@ -4,6 +4,7 @@ The encoder is small and amortised: one forward pass guesses the latent. Gradien
 decoded error find latents that decode better, by +0.8 to +1.3 dB at the whole budget levels after
 30 steps on the test clips (README, benchmarks/results/refine.json), with the same decoder: files
 stay the same format and any vtok decodes them.
+
 The loss is measured at each budget level of the layout in turn (the full budget, then the prefixes
 keeping 3, 2 and 1 levels), so that the codes stay good at every budget the elastic search or
 `vtok trim` may choose: they still do not depend on the budget a block gets.
