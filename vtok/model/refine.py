@@ -68,6 +68,4 @@ def refine_latent(tokenizer: Tokenizer, x: torch.Tensor, z: torch.Tensor, steps:
 def refined_encode(tokenizer: Tokenizer, x: torch.Tensor, steps: int) -> torch.Tensor:
     """`Tokenizer.encode` with `steps` of refinement: x float32 (B, 3, F, H, W) in [-1, 1] -> indices
     int64 (B, H/s, W/s). 0 steps gives exactly `Tokenizer.encode`'s codes."""
-    with torch.no_grad():
-        z = tokenizer.exact_latent(x)
-    return tokenizer.indices_of(refine_latent(tokenizer, x, z, steps))
+    return tokenizer.indices_of(refine_latent(tokenizer, x, tokenizer.exact_latent(x), steps))
