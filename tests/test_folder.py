@@ -10,7 +10,9 @@ from typer.testing import CliRunner
 
 import vtok
 from vtok.cli.commands import app
+from vtok.errors import UsageError
 from vtok.folder.manifest import ManifestWriter, Record, read_manifest
+from vtok.folder.plan import Settings
 
 runner = CliRunner()
 KEYS = ["source", "size", "mtime", "output", "status", "frames", "tokens", "seconds", "error", "warnings", "settings"]
@@ -96,6 +98,15 @@ def test_an_output_folder_inside_the_input_is_refused_in_one_line(tree):
     assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1
     assert "inside the input folder" in r.stderr and "(see --output)" in r.stderr
     assert not (tree / "tokens").exists()
+
+
+@pytest.mark.parametrize("name", ["threshold", "rlt_threshold"])
+def test_the_settings_refuse_a_negative_threshold_naming_its_option(name):
+    # the CLI refuses these first; Ray's and the library's callers reach Settings.check directly
+    values = {"threshold": 0.003, "rlt_threshold": 0.01, name: -0.5}
+    with pytest.raises(UsageError, match="must be >= 0, not -0.5") as err:
+        Settings.check(model="vtok-fsq", device="cpu", **values)
+    assert err.value.option == name
 
 
 def test_symlink_loops_are_one_line_each_and_linked_folders_are_walked_once(tree, tmp_path):

@@ -27,6 +27,7 @@ from vtok.model.registry import DEFAULT_MODEL, LoadedModel, load, pick_device
 
 __all__ = [
     "encode_file",
+    "check_thresholds",
     "EncodeResult",
     "BlockCoder",
     "CodedBlock",
@@ -155,7 +156,8 @@ class _Tally:
         self.passes += block.budget.passes
 
 
-def _check_thresholds(**thresholds: float) -> None:
+def check_thresholds(**thresholds: float) -> None:
+    """Refuse a negative threshold, naming its option (threshold=..., rlt_threshold=...)."""
     for name, value in thresholds.items():
         if value < 0:
             raise UsageError(f"{name.replace('_', ' ')} must be >= 0, not {value:g}", option=name)
@@ -213,7 +215,7 @@ def encode_file(
     from vtok.media.video import SourceReport, extract_audio, probe, read_frames
 
     src, dst, warn = Path(src), Path(dst), warn or default_warn
-    _check_thresholds(threshold=threshold, rlt_threshold=rlt_threshold)
+    check_thresholds(threshold=threshold, rlt_threshold=rlt_threshold)
     check_refine(refine)
     pick_device(device)  # a bad device name fails before any work
     info = probe(src)

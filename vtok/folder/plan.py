@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
+from vtok.codec.encode import check_thresholds
 from vtok.errors import MediaError, UsageError, Warn
 from vtok.folder.manifest import Record
 from vtok.media.find import find_media, walk_files
@@ -34,9 +35,7 @@ class Settings:
               local: bool = True):  # fmt: skip
         """Check the options once, before any file: a bad one fails the run, not every file.
         `local`: the device is this machine's (a Ray cluster's workers may have devices the driver lacks)."""
-        for name, value in (("threshold", threshold), ("rlt_threshold", rlt_threshold)):
-            if value < 0:
-                raise UsageError(f"{name.replace('_', ' ')} must be >= 0, not {value:g}", option=name)
+        check_thresholds(threshold=threshold, rlt_threshold=rlt_threshold)
         check_refine(refine)
         if local:
             pick_device(device)
