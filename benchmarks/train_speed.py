@@ -21,19 +21,20 @@ import types
 import numpy as np
 import torch
 
+from vtok.model.layers import ChannelNorm
 from vtok.model.pixels import to_model
-from vtok.model.tokenizer import ARCHITECTURES, Tokenizer, _ChannelNorm
+from vtok.model.tokenizer import ARCHITECTURES, Tokenizer
 from vtok.train import MaskSampler
 from vtok.train.loop import _reconstruction_loss, blocks_forward, quantizer_loss
 
 
-def _autograd_norm(norm: _ChannelNorm, x: torch.Tensor) -> torch.Tensor:
+def _autograd_norm(norm: ChannelNorm, x: torch.Tensor) -> torch.Tensor:
     """The channel norm's formula as it stands, its gradient left to autograd."""
     mean_square = x.square().sum(1, keepdim=True) * (1.0 / x.shape[1])
     return x * torch.rsqrt(mean_square + 1e-6) * norm.weight.to(x.dtype)
 
 
-def _mean_norm(norm: _ChannelNorm, x: torch.Tensor) -> torch.Tensor:
+def _mean_norm(norm: ChannelNorm, x: torch.Tensor) -> torch.Tensor:
     """The channel norm as it was: mean(1), slow in bf16 on the CPU, and autograd's gradient."""
     return x * torch.rsqrt(x.square().mean(1, keepdim=True) + 1e-6) * norm.weight.to(x.dtype)
 
@@ -43,7 +44,7 @@ def _step_fn(name: str, setting: str, batch: int, crop: int):
     model = Tokenizer(config)
     norm = _autograd_norm if "autograd-norm" in setting else _mean_norm if "mean-norm" in setting else None
     for module in model.modules() if norm else ():
-        if isinstance(module, _ChannelNorm):
+        if isinstance(module, ChannelNorm):
             module.forward = types.MethodType(norm, module)
     if "channels-last" in setting:
         model = model.to(memory_format=torch.channels_last)

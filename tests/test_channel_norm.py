@@ -1,10 +1,10 @@
-"""The channel RMS norm (vtok.model.tokenizer._ChannelNorm): the formula, to the bit, and the
+"""The channel RMS norm (vtok.model.layers.ChannelNorm): the formula, to the bit, and the
 gradient it writes out by hand."""
 
 import pytest
 import torch
 
-from vtok.model.tokenizer import _ChannelNorm
+from vtok.model.layers import ChannelNorm
 
 
 def _reference(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -13,7 +13,7 @@ def _reference(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
 def test_the_norm_is_an_rms_norm_over_channels(dtype):
-    norm = _ChannelNorm(128)
+    norm = ChannelNorm(128)
     norm.weight.data.uniform_(0.5, 2.0)
     x = torch.randn(2, 128, 6, 10).to(dtype)
     with torch.no_grad():
@@ -21,7 +21,7 @@ def test_the_norm_is_an_rms_norm_over_channels(dtype):
 
 
 def test_its_gradient_is_autograd_s():
-    norm = _ChannelNorm(12).double()
+    norm = ChannelNorm(12).double()
     norm.weight.data.uniform_(0.5, 2.0)
     x = torch.randn(3, 12, 5, 7, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(norm, (x,))
@@ -33,7 +33,7 @@ def test_its_gradient_is_autograd_s():
 
 
 def test_bf16_gradients_stay_close_to_float32():
-    norm = _ChannelNorm(64)
+    norm = ChannelNorm(64)
     norm.weight.data.uniform_(0.5, 2.0)
     x = torch.randn(4, 64, 8, 8)
     grad = torch.randn(4, 64, 8, 8)
