@@ -16,7 +16,10 @@ the last decoded frame of the previous block, as a real decoder has it (none at 
 `level_map`, the encoder and decoder also see each position's budget level, a fixed function of
 where it sits in the grid, so that coarse positions could learn to code a summary of their tile (a
 small budget keeps only them) while the codes still do not depend on the budget; measured level
-with the plain design so far (benchmarks/results/architectures.md).
+with the plain design so far (benchmarks/results/architectures.md). With `feedback`, the encoder
+takes a second look: a pass that sees x and the error of the first pass's codes decoded at the full
+budget adds a correction to the latent (iterative amortised inference, in one step), since latents
+optimised against the decoder (vtok.model.refine) decode about 1 dB better than the encoder's.
 """
 
 import os
@@ -49,12 +52,15 @@ class ModelConfig:
     levels: int = LEVELS  # budget levels per 32x32 tile (vtok.format.layout): 3 at stride 8, 4 at stride 4
     context: bool = False  # the decoder sees the previous block's last decoded frame
     level_map: bool = False  # encoder and decoder see each position's budget level (stride 4 only)
+    feedback: bool = False  # a second encoder pass sees the first pass's decoded error (stride 4 only)
 
     def __post_init__(self) -> None:
         if (self.stride, self.levels) not in LAYOUTS:
             raise ValueError(f"unsupported layout: stride {self.stride} with {self.levels} levels")
         if self.level_map and self.stride != 4:
             raise ValueError("a level map needs the stride-4 layout")
+        if self.feedback and (self.stride != 4 or self.context):
+            raise ValueError("feedback needs the stride-4 layout and no context")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -85,6 +91,9 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     # about 1 dB, so the two-block encoder may be what holds the model back
     "vtok-fsq-deep-encoder": ModelConfig(**_FINE | {"encoder_depth": 4}, quantizer=_FSQ_1M),
     "vtok-fsq-levels": ModelConfig(**_FINE, quantizer=_FSQ_1M, level_map=True),  # codes know their budget level
+    # a second encoder pass sees the first one's decoded error and corrects the latent: latents
+    # optimised against the decoder (`--refine`) beat the encoder's by about 1 dB
+    "vtok-fsq-feedback": ModelConfig(**_FINE, quantizer=_FSQ_1M, feedback=True),
     "vtok-fsq-s8": ModelConfig(),  # the first design: one token per 4x8x8 pixels
     "vtok-lfq-s8": ModelConfig(quantizer={"kind": "lfq", "bits": 16}),
 }
@@ -122,6 +131,11 @@ def _fold(x: torch.Tensor) -> torch.Tensor:
     return patches.reshape(b, c * f * 16, h // 4, w // 4)
 
 
+def _project(conv: nn.Conv2d, y: torch.Tensor) -> torch.Tensor:
+    """A 1x1 convolution of y (B, C, h, w), in float64 (see `Tokenizer.exact_latent`)."""
+    return F.conv2d(y.double(), conv.weight.double(), conv.bias.double())
+
+
 _CONTEXT_CHANNELS = 3 * 16  # the context frame unfolded by pixel_unshuffle(4)
 
 
@@ -150,6 +164,16 @@ class Tokenizer(nn.Module):
             )
             context = _CONTEXT_CHANNELS + 1 if config.context else 0  # the frame, and a flag: "has context"
             self.decoder = FineDecoder(dim + 1 + context + level_channels, c, lc, dd, stem)
+            if config.feedback:  # sees x, its error at the full budget, and the latent; adds a correction
+                self.feedback = nn.Sequential(
+                    nn.Conv2d(2 * stem + dim, c, 1),
+                    *[ResBlock(c) for _ in range(de)],
+                    ChannelNorm(c),
+                    nn.SiLU(),
+                    nn.Conv2d(c, dim, 1),
+                )
+                nn.init.zeros_(self.feedback[-1].weight)  # no correction at first: the model is unchanged
+                nn.init.zeros_(self.feedback[-1].bias)
             return
         if config.context:
             raise ValueError("context needs the stride-4 layout")
@@ -189,7 +213,16 @@ class Tokenizer(nn.Module):
 
     def latent(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, 3, F, H, W) in [-1, 1] -> unquantized latent (B, D, H/s, W/s), s = config.stride."""
-        return self.encoder(self._with_levels(_fold(x)))
+        z = self.encoder(self._with_levels(_fold(x)))
+        return z + self.feedback(self._feedback_input(x, z)) if self.config.feedback else z
+
+    def _feedback_input(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The feedback pass's input, in z's dtype (B, 2 * 3 * F * 16 + D, h, w): x and its error
+        decoded from z's codes at the full budget, folded, and z. No gradient flows through the
+        decode: the first pass's codes are given, as they are at run time."""
+        with torch.no_grad():
+            error = self.pixels(self.quantizer(z.float())[0]) - x
+        return torch.cat([_fold(x).to(z.dtype), _fold(error).to(z.dtype), z], 1)
 
     def pixels(
         self, zq: torch.Tensor, keep: torch.Tensor | None = None, context: torch.Tensor | None = None
@@ -245,8 +278,12 @@ class Tokenizer(nn.Module):
         fast = x.device.type == "cpu" and cpu_bf16("encoder")
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
             y = self.encoder[:-1](self._with_levels(_fold(x)))
-        last = self.encoder[-1]
-        return F.conv2d(y.double(), last.weight.double(), last.bias.double()).float()
+        z = _project(self.encoder[-1], y)
+        if self.config.feedback:  # the same split: its body in bf16, its projection in float64
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
+                y = self.feedback[:-1](self._feedback_input(x, z.float()))
+            z = z + _project(self.feedback[-1], y)
+        return z.float()
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
