@@ -75,7 +75,9 @@ class ModelConfig:
 _FINE = {"width": 128, "latent_width": 256, "encoder_depth": 2, "decoder_depth": 2, "stride": 4, "levels": 4}
 _FSQ_1M = {"kind": "fsq", "levels": [8, 8, 8, 5, 5, 5, 4, 4]}  # 1,024,000 codes (about 20 bits): eight channels
 ARCHITECTURES: dict[str, ModelConfig] = {
-    "vtok-fsq": ModelConfig(**_FINE, quantizer=_FSQ_1M),
+    # eight FSQ channels, and a second encoder pass that sees the first one's decoded error and
+    # corrects the latent: latents optimised against the decoder (`--refine`) beat the encoder's by 1 dB
+    "vtok-fsq": ModelConfig(**_FINE, quantizer=_FSQ_1M, feedback=True),
     # 20 LFQ bits, 1,048,576 codes: about as many bits as vtok-fsq's eight channels
     "vtok-lfq": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 20}),
     # earlier designs, and candidates that lost the equal-compute comparison (benchmarks/results/architectures.md)
@@ -91,9 +93,7 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     # about 1 dB, so the two-block encoder may be what holds the model back
     "vtok-fsq-deep-encoder": ModelConfig(**_FINE | {"encoder_depth": 4}, quantizer=_FSQ_1M),
     "vtok-fsq-levels": ModelConfig(**_FINE, quantizer=_FSQ_1M, level_map=True),  # codes know their budget level
-    # a second encoder pass sees the first one's decoded error and corrects the latent: latents
-    # optimised against the decoder (`--refine`) beat the encoder's by about 1 dB
-    "vtok-fsq-feedback": ModelConfig(**_FINE, quantizer=_FSQ_1M, feedback=True),
+    "vtok-fsq-1m": ModelConfig(**_FINE, quantizer=_FSQ_1M),  # without the second pass: vtok-fsq until 2026-12-05
     "vtok-fsq-s8": ModelConfig(),  # the first design: one token per 4x8x8 pixels
     "vtok-lfq-s8": ModelConfig(quantizer={"kind": "lfq", "bits": 16}),
 }
@@ -108,8 +108,9 @@ def cpu_bf16(part: str = "decoder") -> bool:
     The decoder runs about 1.8x faster; its pixels move by an MSE of about 5e-7 on [-1, 1] (under
     0.001 dB), and the threshold search checks with this same decoder, so its guarantee holds for
     what `vtok decode` gives. The encoder runs about 1.8x faster; about 3% of its codes differ from
-    float32's (latents that sat near a rounding boundary), at the same mean PSNR within 0.01 dB
-    (benchmarks/bf16.py), and they stay the same on any number of threads (tests/test_cpu_bf16.py).
+    float32's (latents that sat near a rounding boundary; 12% to 15% with the feedback pass, which
+    sees them twice), at the same mean PSNR within 0.01 dB (benchmarks/bf16.py), and they stay the
+    same on any number of threads (tests/test_cpu_bf16.py).
     """
     if os.environ.get(f"VTOK_{part.upper()}_BF16", "1") == "0" or not torch.backends.mkldnn.is_available():
         return False
