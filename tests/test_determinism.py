@@ -13,6 +13,7 @@ from vtok.model.registry import load
 
 def test_the_latent_does_not_depend_on_the_thread_count(clip):
     model = load("vtok-fsq", "cpu").tokenizer
+    assert model.config.feedback  # its second pass too: a bf16 decode inside the encoder
     frames = np.stack(list(read_frames(clip))[:20])
     x = to_model(frames.reshape(5, 4, *frames.shape[1:]), 4, "cpu")
     threads = torch.get_num_threads()
