@@ -25,6 +25,21 @@ def clip() -> Path:
     return DATA / "dog_250x138.mp4"
 
 
+@pytest.fixture
+def float32_for(monkeypatch):
+    """float32_for(part): turn bf16 off for "encoder" or "decoder" as its switch does."""
+    from vtok.model.tokenizer import cpu_bf16
+
+    def off(part: str) -> None:
+        monkeypatch.setenv(f"VTOK_{part.upper()}_BF16", "0")
+        cpu_bf16.cache_clear()
+
+    yield off
+    monkeypatch.delenv("VTOK_ENCODER_BF16", raising=False)
+    monkeypatch.delenv("VTOK_DECODER_BF16", raising=False)
+    cpu_bf16.cache_clear()
+
+
 def default_grid(height: int, width: int) -> tuple[int, int]:
     """Token positions per block of the default model for a frame of this size."""
     from vtok.model.registry import resolve

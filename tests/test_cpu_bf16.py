@@ -14,20 +14,6 @@ from vtok.model.registry import load
 needs_bf16 = pytest.mark.skipif(not tokenizer_module.cpu_bf16(), reason="no native bf16 on this CPU")
 
 
-@pytest.fixture
-def float32_for(monkeypatch):
-    """float32_for(part): turn bf16 off for "encoder" or "decoder" as its switch does."""
-
-    def off(part: str) -> None:
-        monkeypatch.setenv(f"VTOK_{part.upper()}_BF16", "0")
-        tokenizer_module.cpu_bf16.cache_clear()
-
-    yield off
-    monkeypatch.delenv("VTOK_ENCODER_BF16", raising=False)
-    monkeypatch.delenv("VTOK_DECODER_BF16", raising=False)
-    tokenizer_module.cpu_bf16.cache_clear()
-
-
 def _blocks(clip) -> torch.Tensor:
     frames = np.stack(list(read_frames(clip))[:8])
     return to_model(frames.reshape(2, 4, *frames.shape[1:]), 4, "cpu")

@@ -43,24 +43,18 @@ def test_resuming_a_plain_model_keeps_its_codes_and_the_feedback_learns():
     assert model.encoder[0].weight.grad.abs().sum() > 0  # and the encoder still does
 
 
-def test_training_and_run_time_give_the_same_latent(monkeypatch):
+def test_training_and_run_time_give_the_same_latent(float32_for):
     """`latent` (training) and `exact_latent` (encode) are one function; in float32 they agree to
     rounding, and the feedback changes the latent."""
-    monkeypatch.setenv("VTOK_ENCODER_BF16", "0")
-    from vtok.model.tokenizer import cpu_bf16
-
-    cpu_bf16.cache_clear()
-    try:
-        torch.manual_seed(0)
-        model = _with_feedback(Tokenizer(ModelConfig(**FINE)), ModelConfig(**FINE, feedback=True))
-        x = torch.rand(2, 3, 4, 32, 48) * 2 - 1
-        before = model.exact_latent(x)
-        _perturb_feedback(model, 0.1)
-        with torch.no_grad():
-            trained = model.latent(x)
-        exact = model.exact_latent(x)
-    finally:
-        cpu_bf16.cache_clear()
+    float32_for("encoder")
+    torch.manual_seed(0)
+    model = _with_feedback(Tokenizer(ModelConfig(**FINE)), ModelConfig(**FINE, feedback=True))
+    x = torch.rand(2, 3, 4, 32, 48) * 2 - 1
+    before = model.exact_latent(x)
+    _perturb_feedback(model, 0.1)
+    with torch.no_grad():
+        trained = model.latent(x)
+    exact = model.exact_latent(x)
     assert (exact - before).abs().max() > 0.01
     assert torch.allclose(trained, exact, atol=1e-5)
 
