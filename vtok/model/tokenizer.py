@@ -214,16 +214,17 @@ class Tokenizer(nn.Module):
 
     def latent(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, 3, F, H, W) in [-1, 1] -> unquantized latent (B, D, H/s, W/s), s = config.stride."""
-        z = self.encoder(self._with_levels(_fold(x)))
-        return z + self.feedback(self._feedback_input(x, z)) if self.config.feedback else z
+        folded = _fold(x)
+        z = self.encoder(self._with_levels(folded))
+        return z + self.feedback(self._feedback_input(x, folded, z)) if self.config.feedback else z
 
-    def _feedback_input(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """The feedback pass's input, in z's dtype (B, 2 * 3 * F * 16 + D, h, w): x and its error
-        decoded from z's codes at the full budget, folded, and z. No gradient flows through the
-        decode: the first pass's codes are given, as they are at run time."""
+    def _feedback_input(self, x: torch.Tensor, folded: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The feedback pass's input, in z's dtype (B, 2 * 3 * F * 16 + D, h, w): x (given folded too,
+        as the encoder took it) and its error decoded from z's codes at the full budget, folded, and z.
+        No gradient flows through the decode: the first pass's codes are given, as at run time."""
         with torch.no_grad():
             error = self.pixels(self.quantizer(z.float())[0]) - x
-        return torch.cat([_fold(x).to(z.dtype), _fold(error).to(z.dtype), z], 1)
+        return torch.cat([folded.to(z.dtype), _fold(error).to(z.dtype), z], 1)
 
     def pixels(
         self, zq: torch.Tensor, keep: torch.Tensor | None = None, context: torch.Tensor | None = None
@@ -278,11 +279,12 @@ class Tokenizer(nn.Module):
         """
         fast = x.device.type == "cpu" and cpu_bf16("encoder")
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
-            y = self.encoder[:-1](self._with_levels(_fold(x)))
+            folded = _fold(x)
+            y = self.encoder[:-1](self._with_levels(folded))
         z = _project(self.encoder[-1], y)
         if self.config.feedback:  # the same split: its body in bf16, its projection in float64
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
-                y = self.feedback[:-1](self._feedback_input(x, z.float()))
+                y = self.feedback[:-1](self._feedback_input(x, folded, z.float()))
             z = z + _project(self.feedback[-1], y)
         return z.float()
 
