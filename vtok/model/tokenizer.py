@@ -273,9 +273,11 @@ class Tokenizer(nn.Module):
         of threads, so that a video gets the same codes however many threads encode it. The body
         runs in bf16 where `cpu_bf16("encoder")`.
 
-        The last 1x1 projection runs in float64: oneDNN splits its reduction differently with the
-        thread count, and a latent a few ulps away can round to another code. Float64 takes the
-        native, thread-independent path; the layer is narrow (width -> D), so it costs little.
+        The last 1x1 projection (of each pass, with `feedback`) runs in float64: oneDNN splits its
+        reduction differently with the thread count, and a latent a few ulps away can round to
+        another code. Float64 takes the native, thread-independent path; the layer is narrow
+        (width -> D), so it costs little. With `feedback`, the decode inside the encoder follows the
+        encoder's bf16 switch, not the decoder's, so the codes depend on one switch only.
         """
         fast = x.device.type == "cpu" and cpu_bf16("encoder")
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
