@@ -30,10 +30,14 @@ def _perturb_feedback(model: Tokenizer, std: float) -> None:
         torch.nn.init.normal_(p, std=std)
 
 
-def test_resuming_a_plain_model_keeps_its_codes_and_the_feedback_learns():
+QUANTIZERS = [{"kind": "fsq", "levels": [8, 8, 8, 5, 5, 5]}, {"kind": "lfq", "bits": 6}]
+
+
+@pytest.mark.parametrize("quantizer", QUANTIZERS, ids=["fsq", "lfq"])
+def test_resuming_a_plain_model_keeps_its_codes_and_the_feedback_learns(quantizer):
     torch.manual_seed(0)
-    plain = Tokenizer(ModelConfig(**FINE))
-    model = _with_feedback(plain, ModelConfig(**FINE, feedback=True))
+    plain = Tokenizer(ModelConfig(**FINE, quantizer=quantizer))
+    model = _with_feedback(plain, ModelConfig(**FINE, quantizer=quantizer, feedback=True))
     x = torch.rand(2, 3, 4, 32, 48) * 2 - 1
     assert torch.equal(plain.encode(x), model.encode(x))
     y, z, _ = model(x)
@@ -43,12 +47,14 @@ def test_resuming_a_plain_model_keeps_its_codes_and_the_feedback_learns():
     assert model.encoder[0].weight.grad.abs().sum() > 0  # and the encoder still does
 
 
-def test_training_and_run_time_give_the_same_latent(float32_for):
+@pytest.mark.parametrize("quantizer", QUANTIZERS, ids=["fsq", "lfq"])
+def test_training_and_run_time_give_the_same_latent(float32_for, quantizer):
     """`latent` (training) and `exact_latent` (encode) are one function; in float32 they agree to
     rounding, and the feedback changes the latent."""
     float32_for("encoder")
     torch.manual_seed(0)
-    model = _with_feedback(Tokenizer(ModelConfig(**FINE)), ModelConfig(**FINE, feedback=True))
+    plain = Tokenizer(ModelConfig(**FINE, quantizer=quantizer))
+    model = _with_feedback(plain, ModelConfig(**FINE, quantizer=quantizer, feedback=True))
     x = torch.rand(2, 3, 4, 32, 48) * 2 - 1
     before = model.exact_latent(x)
     _perturb_feedback(model, 0.1)

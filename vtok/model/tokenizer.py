@@ -93,6 +93,8 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     # about 1 dB, so the two-block encoder may be what holds the model back
     "vtok-fsq-deep-encoder": ModelConfig(**_FINE | {"encoder_depth": 4}, quantizer=_FSQ_1M),
     "vtok-fsq-levels": ModelConfig(**_FINE, quantizer=_FSQ_1M, level_map=True),  # codes know their budget level
+    # vtok-lfq with vtok-fsq's second look: binary codes lose more to rounding, so seeing the error may pay more
+    "vtok-lfq-feedback": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 20}, feedback=True),
     "vtok-fsq-1m": ModelConfig(**_FINE, quantizer=_FSQ_1M),  # without the second pass: vtok-fsq until 2026-12-05
     "vtok-fsq-s8": ModelConfig(),  # the first design: one token per 4x8x8 pixels
     "vtok-lfq-s8": ModelConfig(quantizer={"kind": "lfq", "bits": 16}),
