@@ -74,12 +74,13 @@ class ModelConfig:
 # Named architectures that `vtok train` can build from scratch.
 _FINE = {"width": 128, "latent_width": 256, "encoder_depth": 2, "decoder_depth": 2, "stride": 4, "levels": 4}
 _FSQ_1M = {"kind": "fsq", "levels": [8, 8, 8, 5, 5, 5, 4, 4]}  # 1,024,000 codes (about 20 bits): eight channels
+_LFQ_1M = {"kind": "lfq", "bits": 20}  # 1,048,576 codes
 ARCHITECTURES: dict[str, ModelConfig] = {
     # eight FSQ channels, and a second encoder pass that sees the first one's decoded error and
     # corrects the latent: latents optimised against the decoder (`--refine`) beat the encoder's by 1 dB
     "vtok-fsq": ModelConfig(**_FINE, quantizer=_FSQ_1M, feedback=True),
-    # 20 LFQ bits, 1,048,576 codes: about as many bits as vtok-fsq's eight channels
-    "vtok-lfq": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 20}),
+    # 20 LFQ bits, 1,048,576 codes (about as many bits as vtok-fsq's eight channels), and the same second look
+    "vtok-lfq": ModelConfig(**_FINE, quantizer=_LFQ_1M, feedback=True),
     # earlier designs, and candidates that lost the equal-compute comparison (benchmarks/results/architectures.md)
     "vtok-fsq-64k": ModelConfig(**_FINE),  # six FSQ channels, 64,000 codes: vtok-fsq until 2026-12-01
     # seven FSQ channels, 256,000 codes: vtok-fsq until 2026-12-02
@@ -93,8 +94,7 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     # about 1 dB, so the two-block encoder may be what holds the model back
     "vtok-fsq-deep-encoder": ModelConfig(**_FINE | {"encoder_depth": 4}, quantizer=_FSQ_1M),
     "vtok-fsq-levels": ModelConfig(**_FINE, quantizer=_FSQ_1M, level_map=True),  # codes know their budget level
-    # vtok-lfq with vtok-fsq's second look: binary codes lose more to rounding, so seeing the error may pay more
-    "vtok-lfq-feedback": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 20}, feedback=True),
+    "vtok-lfq-1m": ModelConfig(**_FINE, quantizer=_LFQ_1M),  # without the second pass: vtok-lfq until 2026-12-05
     "vtok-fsq-1m": ModelConfig(**_FINE, quantizer=_FSQ_1M),  # without the second pass: vtok-fsq until 2026-12-05
     "vtok-fsq-s8": ModelConfig(),  # the first design: one token per 4x8x8 pixels
     "vtok-lfq-s8": ModelConfig(quantizer={"kind": "lfq", "bits": 16}),
