@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from vtok.media.video import read_frames
@@ -11,8 +12,9 @@ from vtok.model.pixels import to_model
 from vtok.model.registry import load
 
 
-def test_the_latent_does_not_depend_on_the_thread_count(clip):
-    model = load("vtok-fsq", "cpu").tokenizer
+@pytest.mark.parametrize("name", ["vtok-fsq", "vtok-lfq"])
+def test_the_latent_does_not_depend_on_the_thread_count(clip, name):
+    model = load(name, "cpu").tokenizer
     assert model.config.feedback  # its second pass too: a bf16 decode inside the encoder
     frames = np.stack(list(read_frames(clip))[:20])
     x = to_model(frames.reshape(5, 4, *frames.shape[1:]), 4, "cpu")
