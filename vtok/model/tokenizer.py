@@ -23,6 +23,7 @@ optimised against the decoder (vtok.model.refine) decode about 1 dB better than 
 """
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cache, lru_cache
 
@@ -216,9 +217,14 @@ class Tokenizer(nn.Module):
 
     def latent(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, 3, F, H, W) in [-1, 1] -> unquantized latent (B, D, H/s, W/s), s = config.stride."""
+        return self._passes(x, lambda net, y: net(y))
+
+    def _passes(self, x: torch.Tensor, run: Callable[[nn.Sequential, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """x's latent (B, D, H/s, W/s): the encoder's, plus the feedback pass's correction with
+        `feedback`. run(net, input) runs one pass, so that `exact_latent` can split each pass."""
         folded = _fold(x)
-        z = self.encoder(self._with_levels(folded))
-        return z + self.feedback(self._feedback_input(x, folded, z)) if self.config.feedback else z
+        z = run(self.encoder, self._with_levels(folded))
+        return z + run(self.feedback, self._feedback_input(x, folded, z)) if self.config.feedback else z
 
     def _feedback_input(self, x: torch.Tensor, folded: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """The feedback pass's input, in z's dtype (B, 2 * 3 * F * 16 + D, h, w): x (given folded too,
@@ -282,15 +288,12 @@ class Tokenizer(nn.Module):
         encoder's bf16 switch, not the decoder's, so the codes depend on one switch only.
         """
         fast = x.device.type == "cpu" and cpu_bf16("encoder")
+
+        def run(net: nn.Sequential, y: torch.Tensor) -> torch.Tensor:
+            return _project(net[-1], net[:-1](y.float()))  # float: autocast leaves float64 alone
+
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
-            folded = _fold(x)
-            y = self.encoder[:-1](self._with_levels(folded))
-        z = _project(self.encoder[-1], y)
-        if self.config.feedback:  # the same split: its body in bf16, its projection in float64
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
-                y = self.feedback[:-1](self._feedback_input(x, folded, z.float()))
-            z = z + _project(self.feedback[-1], y)
-        return z.float()
+            return self._passes(x, run).float()
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
