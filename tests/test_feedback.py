@@ -9,7 +9,7 @@ import torch
 
 from vtok.codec import decode_file, encode_file
 from vtok.media.video import read_frames
-from vtok.model.tokenizer import ModelConfig, Tokenizer
+from vtok.model.tokenizer import ModelConfig, Tokenizer, _fold
 from vtok.train import TrainResult, export
 from vtok.train.checkpoint import adapt
 
@@ -47,14 +47,15 @@ def test_resuming_a_plain_model_keeps_its_codes_and_the_feedback_learns(quantize
     assert model.encoder[0].weight.grad.abs().sum() > 0  # and the encoder still does
 
 
+@pytest.mark.parametrize("coarse", [False, True], ids=["look", "coarse-look"])
 @pytest.mark.parametrize("quantizer", QUANTIZERS, ids=["fsq", "lfq"])
-def test_training_and_run_time_give_the_same_latent(float32_for, quantizer):
+def test_training_and_run_time_give_the_same_latent(float32_for, quantizer, coarse):
     """`latent` (training) and `exact_latent` (encode) are one function; in float32 they agree to
     rounding, and the feedback changes the latent."""
     float32_for("encoder")
     torch.manual_seed(0)
     plain = Tokenizer(ModelConfig(**FINE, quantizer=quantizer))
-    model = _with_feedback(plain, ModelConfig(**FINE, quantizer=quantizer, feedback=True))
+    model = _with_feedback(plain, ModelConfig(**FINE, quantizer=quantizer, feedback=True, feedback_coarse=coarse))
     x = torch.rand(2, 3, 4, 32, 48) * 2 - 1
     before = model.exact_latent(x)
     _perturb_feedback(model, 0.1)
@@ -63,6 +64,43 @@ def test_training_and_run_time_give_the_same_latent(float32_for, quantizer):
     exact = model.exact_latent(x)
     assert (exact - before).abs().max() > 0.01
     assert torch.allclose(trained, exact, atol=1e-5)
+
+
+def test_resuming_into_the_coarse_look_keeps_the_codes_and_it_learns_to_read_the_coarse_error():
+    torch.manual_seed(0)
+    plain = Tokenizer(ModelConfig(**FINE))
+    looked = _with_feedback(plain, ModelConfig(**FINE, feedback=True))
+    _perturb_feedback(looked, 0.1)
+    coarse = _with_feedback(looked, ModelConfig(**FINE, feedback=True, feedback_coarse=True))
+    x = torch.rand(2, 3, 4, 32, 48) * 2 - 1
+    assert torch.equal(looked.encode(x), coarse.encode(x))
+    y, _, _ = coarse(x)
+    assert torch.equal(y, looked(x)[0])
+    (y - x).square().mean().backward()
+    stem = 3 * 4 * 16
+    assert coarse.feedback[0].weight.shape[1] == looked.feedback[0].weight.shape[1] + stem
+    assert coarse.feedback[0].weight.grad[:, -stem:].abs().sum() > 0  # the coarse error's channels
+
+
+def test_the_coarse_error_is_the_decode_without_the_finest_level():
+    torch.manual_seed(0)
+    model = Tokenizer(ModelConfig(**FINE, feedback=True, feedback_coarse=True))
+    x = torch.rand(1, 3, 4, 32, 48) * 2 - 1
+    folded = _fold(x)
+    z = model.encoder(folded)
+    with torch.no_grad():
+        got = model._feedback_input(x, folded, z)[:, -192:]
+        zq = model.quantizer(z)[0]
+        keep = torch.zeros(1, 8, 12, dtype=torch.bool)
+        keep[:, ::2, ::2] = True  # levels 0 to 2 of 4 sit on the even rows and columns
+        want = model.pixels(zq, keep) - x
+    assert torch.allclose(got, _fold(want))
+    assert not torch.allclose(got, model._feedback_input(x, folded, z)[:, 192:384])  # not the full-budget error
+
+
+def test_a_coarse_look_needs_the_feedback_pass():
+    with pytest.raises(ValueError, match="feedback_coarse needs feedback"):
+        ModelConfig(**FINE, feedback_coarse=True)
 
 
 @pytest.mark.parametrize("bad", [dict(FINE, context=True), dict(FINE, stride=8, levels=3)])

@@ -20,6 +20,8 @@ with the plain design so far (benchmarks/results/architectures.md). With `feedba
 takes a second look: a pass that sees x and the error of the first pass's codes decoded at the full
 budget adds a correction to the latent (iterative amortised inference, in one step), since latents
 optimised against the decoder (vtok.model.refine) decode about 1 dB better than the encoder's.
+With `feedback_coarse`, that pass also sees the error without the finest level (a quarter of the
+tokens), so that it can weigh what small budgets keep.
 """
 
 import os
@@ -54,6 +56,7 @@ class ModelConfig:
     context: bool = False  # the decoder sees the previous block's last decoded frame
     level_map: bool = False  # encoder and decoder see each position's budget level (stride 4 only)
     feedback: bool = False  # a second encoder pass sees the first pass's decoded error (stride 4 only)
+    feedback_coarse: bool = False  # the feedback pass also sees the error at a quarter of the tokens
 
     def __post_init__(self) -> None:
         if (self.stride, self.levels) not in LAYOUTS:
@@ -62,6 +65,8 @@ class ModelConfig:
             raise ValueError("a level map needs the stride-4 layout")
         if self.feedback and (self.stride != 4 or self.context):
             raise ValueError("feedback needs the stride-4 layout and no context")
+        if self.feedback_coarse and not self.feedback:
+            raise ValueError("feedback_coarse needs feedback")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -97,6 +102,8 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     "vtok-fsq-levels": ModelConfig(**_FINE, quantizer=_FSQ_1M, level_map=True),  # codes know their budget level
     "vtok-lfq-1m": ModelConfig(**_FINE, quantizer=_LFQ_1M),  # without the second pass: vtok-lfq until 2026-12-05
     "vtok-fsq-1m": ModelConfig(**_FINE, quantizer=_FSQ_1M),  # without the second pass: vtok-fsq until 2026-12-05
+    # candidate: the second look also sees the error at 256 tokens per 256x256 frame, where vtok-fsq's lost 0.1 dB
+    "vtok-fsq-coarse-look": ModelConfig(**_FINE, quantizer=_FSQ_1M, feedback=True, feedback_coarse=True),
     "vtok-fsq-s8": ModelConfig(),  # the first design: one token per 4x8x8 pixels
     "vtok-lfq-s8": ModelConfig(quantizer={"kind": "lfq", "bits": 16}),
 }
@@ -169,8 +176,9 @@ class Tokenizer(nn.Module):
             context = _CONTEXT_CHANNELS + 1 if config.context else 0  # the frame, and a flag: "has context"
             self.decoder = FineDecoder(dim + 1 + context + level_channels, c, lc, dd, stem)
             if config.feedback:  # sees x, its error at the full budget, and the latent; adds a correction
+                errors = 2 if config.feedback_coarse else 1
                 self.feedback = nn.Sequential(
-                    nn.Conv2d(2 * stem + dim, c, 1),
+                    nn.Conv2d((1 + errors) * stem + dim, c, 1),
                     *[ResBlock(c) for _ in range(de)],
                     ChannelNorm(c),
                     nn.SiLU(),
@@ -228,11 +236,17 @@ class Tokenizer(nn.Module):
 
     def _feedback_input(self, x: torch.Tensor, folded: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """The feedback pass's input, in z's dtype (B, 2 * 3 * F * 16 + D, h, w): x (given folded too,
-        as the encoder took it) and its error decoded from z's codes at the full budget, folded, and z.
+        as the encoder took it) and its error decoded from z's codes at the full budget, folded, and z;
+        with `feedback_coarse`, then the error without the finest level, folded (3 * F * 16 more).
         No gradient flows through the decode: the first pass's codes are given, as at run time."""
         with torch.no_grad():
-            error = self.pixels(self.quantizer(z.float())[0]) - x
-        return torch.cat([folded.to(z.dtype), _fold(error).to(z.dtype), z], 1)
+            zq = self.quantizer(z.float())[0]
+            parts = [folded, _fold(self.pixels(zq) - x), z]
+            if self.config.feedback_coarse:  # appended last, so `adapt` can warm-start from `feedback`
+                b, _, h, w = zq.shape
+                coarse = _level_planes(h, w, self.config.levels)[:, -1].to(zq.device) == 0
+                parts.append(_fold(self.pixels(zq, coarse.expand(b, h, w)) - x))
+        return torch.cat([part.to(z.dtype) for part in parts], 1)
 
     def pixels(
         self, zq: torch.Tensor, keep: torch.Tensor | None = None, context: torch.Tensor | None = None
