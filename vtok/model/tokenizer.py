@@ -102,7 +102,8 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     "vtok-fsq-levels": ModelConfig(**_FINE, quantizer=_FSQ_1M, level_map=True),  # codes know their budget level
     "vtok-lfq-1m": ModelConfig(**_FINE, quantizer=_LFQ_1M),  # without the second pass: vtok-lfq until 2026-12-05
     "vtok-fsq-1m": ModelConfig(**_FINE, quantizer=_FSQ_1M),  # without the second pass: vtok-fsq until 2026-12-05
-    # candidate: the second look also sees the error at 256 tokens per 256x256 frame, where vtok-fsq's lost 0.1 dB
+    # the second look also sees the error at a quarter of the tokens: +0.10 dB at 256 tokens per frame,
+    # losses at 16 and 1,024, encoding a decoder pass slower (2026-12-06)
     "vtok-fsq-coarse-look": ModelConfig(**_FINE, quantizer=_FSQ_1M, feedback=True, feedback_coarse=True),
     "vtok-fsq-s8": ModelConfig(),  # the first design: one token per 4x8x8 pixels
     "vtok-lfq-s8": ModelConfig(quantizer={"kind": "lfq", "bits": 16}),
