@@ -30,6 +30,16 @@ def _perturb_feedback(model: Tokenizer, std: float) -> None:
         torch.nn.init.normal_(p, std=std)
 
 
+def _loss_if_unchanged(old: Tokenizer, new: Tokenizer) -> torch.Tensor:
+    """Check that `new`, resumed from `old`, codes and decodes a random block as `old` does; returns
+    the reconstruction loss of `new`, for a backward pass."""
+    x = torch.rand(2, 3, 4, 32, 48) * 2 - 1
+    assert torch.equal(old.encode(x), new.encode(x))
+    y = new(x)[0]
+    assert torch.equal(y, old(x)[0])
+    return (y - x).square().mean()
+
+
 QUANTIZERS = [{"kind": "fsq", "levels": [8, 8, 8, 5, 5, 5]}, {"kind": "lfq", "bits": 6}]
 
 
@@ -38,11 +48,7 @@ def test_resuming_a_plain_model_keeps_its_codes_and_the_feedback_learns(quantize
     torch.manual_seed(0)
     plain = Tokenizer(ModelConfig(**FINE, quantizer=quantizer))
     model = _with_feedback(plain, ModelConfig(**FINE, quantizer=quantizer, feedback=True))
-    x = torch.rand(2, 3, 4, 32, 48) * 2 - 1
-    assert torch.equal(plain.encode(x), model.encode(x))
-    y, z, _ = model(x)
-    assert torch.equal(y, plain(x)[0])
-    (y - x).square().mean().backward()
+    _loss_if_unchanged(plain, model).backward()
     assert model.feedback[-1].weight.grad.abs().sum() > 0  # it learns from the first step
     assert model.encoder[0].weight.grad.abs().sum() > 0  # and the encoder still does
 
@@ -72,11 +78,7 @@ def test_resuming_into_the_coarse_look_keeps_the_codes_and_it_learns_to_read_the
     looked = _with_feedback(plain, ModelConfig(**FINE, feedback=True))
     _perturb_feedback(looked, 0.1)
     coarse = _with_feedback(looked, ModelConfig(**FINE, feedback=True, feedback_coarse=True))
-    x = torch.rand(2, 3, 4, 32, 48) * 2 - 1
-    assert torch.equal(looked.encode(x), coarse.encode(x))
-    y, _, _ = coarse(x)
-    assert torch.equal(y, looked(x)[0])
-    (y - x).square().mean().backward()
+    _loss_if_unchanged(looked, coarse).backward()
     stem = 3 * 4 * 16
     assert coarse.feedback[0].weight.shape[1] == looked.feedback[0].weight.shape[1] + stem
     assert coarse.feedback[0].weight.grad[:, -stem:].abs().sum() > 0  # the coarse error's channels
