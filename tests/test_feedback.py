@@ -14,6 +14,7 @@ from vtok.train import TrainResult, export
 from vtok.train.checkpoint import adapt
 
 FINE = dict(width=8, latent_width=16, encoder_depth=1, decoder_depth=1, stride=4, levels=4)
+STEM = 3 * 4 * 16  # channels of one folded picture: RGB x 4 frames x a 4x4 patch
 
 
 def _with_feedback(plain: Tokenizer, config: ModelConfig) -> Tokenizer:
@@ -79,9 +80,8 @@ def test_resuming_into_the_coarse_look_keeps_the_codes_and_it_learns_to_read_the
     _perturb_feedback(looked, 0.1)
     coarse = _with_feedback(looked, ModelConfig(**FINE, feedback=True, feedback_coarse=True))
     _loss_if_unchanged(looked, coarse).backward()
-    stem = 3 * 4 * 16
-    assert coarse.feedback[0].weight.shape[1] == looked.feedback[0].weight.shape[1] + stem
-    assert coarse.feedback[0].weight.grad[:, -stem:].abs().sum() > 0  # the coarse error's channels
+    assert coarse.feedback[0].weight.shape[1] == looked.feedback[0].weight.shape[1] + STEM
+    assert coarse.feedback[0].weight.grad[:, -STEM:].abs().sum() > 0  # the coarse error's channels
 
 
 def test_the_coarse_error_is_the_decode_without_the_finest_level():
@@ -92,13 +92,13 @@ def test_the_coarse_error_is_the_decode_without_the_finest_level():
     z = model.encoder(folded)
     with torch.no_grad():
         given = model._feedback_input(x, folded, z)
-        got = given[:, -192:]
+        got = given[:, -STEM:]
         zq = model.quantizer(z)[0]
         keep = torch.zeros(1, 8, 12, dtype=torch.bool)
         keep[:, ::2, ::2] = True  # levels 0 to 2 of 4 sit on the even rows and columns
         want = model.pixels(zq, keep) - x
     assert torch.allclose(got, _fold(want))
-    assert not torch.allclose(got, given[:, 192:384])  # not the full-budget error
+    assert not torch.allclose(got, given[:, STEM : 2 * STEM])  # not the full-budget error
 
 
 def test_a_coarse_look_needs_the_feedback_pass():
