@@ -14,7 +14,7 @@ from vtok.train import TrainResult, export
 from vtok.train.checkpoint import adapt
 
 FINE = dict(width=8, latent_width=16, encoder_depth=1, decoder_depth=1, stride=4, levels=4)
-STEM = 3 * 4 * 16  # channels of one folded picture: RGB x 4 frames x a 4x4 patch
+STEM = 3 * 4 * 16  # channels of one folded block (_fold): RGB x 4 frames x a 4x4 patch
 
 
 def _with_feedback(plain: Tokenizer, config: ModelConfig) -> Tokenizer:
