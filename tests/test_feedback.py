@@ -25,10 +25,11 @@ def _with_feedback(plain: Tokenizer, config: ModelConfig) -> Tokenizer:
 
 
 def _perturb_feedback(model: Tokenizer, std: float) -> None:
-    """Give the feedback's zero-initialised projection weights, as training would."""
+    """Give every feedback pass's zero-initialised projection weights, as training would."""
     torch.manual_seed(1)
-    for p in model.feedback[-1].parameters():
-        torch.nn.init.normal_(p, std=std)
+    for net in (model.feedback, *model.later_feedback):
+        for p in net[-1].parameters():
+            torch.nn.init.normal_(p, std=std)
 
 
 def _loss_if_unchanged(old: Tokenizer, new: Tokenizer) -> torch.Tensor:
@@ -54,15 +55,18 @@ def test_resuming_a_plain_model_keeps_its_codes_and_the_feedback_learns(quantize
     assert model.encoder[0].weight.grad.abs().sum() > 0  # and the encoder still does
 
 
-@pytest.mark.parametrize("coarse", [False, True], ids=["look", "coarse-look"])
+LOOKS = [dict(), dict(feedback_coarse=True), dict(feedback_passes=2)]
+
+
+@pytest.mark.parametrize("look", LOOKS, ids=["look", "coarse-look", "third-look"])
 @pytest.mark.parametrize("quantizer", QUANTIZERS, ids=["fsq", "lfq"])
-def test_training_and_run_time_give_the_same_latent(float32_for, quantizer, coarse):
+def test_training_and_run_time_give_the_same_latent(float32_for, quantizer, look):
     """`latent` (training) and `exact_latent` (encode) are one function; in float32 they agree to
     rounding, and the feedback changes the latent."""
     float32_for("encoder")
     torch.manual_seed(0)
     plain = Tokenizer(ModelConfig(**FINE, quantizer=quantizer))
-    model = _with_feedback(plain, ModelConfig(**FINE, quantizer=quantizer, feedback=True, feedback_coarse=coarse))
+    model = _with_feedback(plain, ModelConfig(**FINE, quantizer=quantizer, feedback=True, **look))
     x = torch.rand(2, 3, 4, 32, 48) * 2 - 1
     before = model.exact_latent(x)
     _perturb_feedback(model, 0.1)
@@ -82,6 +86,33 @@ def test_resuming_into_the_coarse_look_keeps_the_codes_and_it_learns_to_read_the
     _loss_if_unchanged(looked, coarse).backward()
     assert coarse.feedback[0].weight.shape[1] == looked.feedback[0].weight.shape[1] + STEM
     assert coarse.feedback[0].weight.grad[:, -STEM:].abs().sum() > 0  # the coarse error's channels
+
+
+@pytest.mark.parametrize("quantizer", QUANTIZERS, ids=["fsq", "lfq"])
+def test_resuming_one_look_into_a_third_keeps_the_codes_and_the_new_pass_learns(quantizer):
+    torch.manual_seed(0)
+    looked = _with_feedback(
+        Tokenizer(ModelConfig(**FINE, quantizer=quantizer)), ModelConfig(**FINE, quantizer=quantizer, feedback=True)
+    )
+    _perturb_feedback(looked, 0.1)
+    third = _with_feedback(looked, ModelConfig(**FINE, quantizer=quantizer, feedback=True, feedback_passes=2))
+    _loss_if_unchanged(looked, third).backward()
+    assert third.later_feedback[0][-1].weight.grad.abs().sum() > 0
+    assert third.feedback[-1].weight.grad.abs().sum() > 0  # the first pass keeps learning
+
+
+def test_the_third_look_sees_the_error_of_the_corrected_latent():
+    torch.manual_seed(0)
+    model = Tokenizer(ModelConfig(**FINE, feedback=True, feedback_passes=2))
+    _perturb_feedback(model, 0.1)
+    x = torch.rand(1, 3, 4, 32, 48) * 2 - 1
+    folded = _fold(x)
+    with torch.no_grad():
+        z = model.encoder(folded)
+        z = z + model.feedback(model._feedback_input(x, folded, z))
+        want = z + model.later_feedback[0](model._feedback_input(x, folded, z))
+        assert torch.allclose(model.latent(x), want)
+        assert not torch.allclose(z, want, atol=1e-3)  # the third look moved it
 
 
 def test_the_coarse_error_is_the_decode_without_the_finest_level():
@@ -104,6 +135,12 @@ def test_the_coarse_error_is_the_decode_without_the_finest_level():
 def test_a_coarse_look_needs_the_feedback_pass():
     with pytest.raises(ValueError, match="feedback_coarse needs feedback"):
         ModelConfig(**FINE, feedback_coarse=True)
+
+
+@pytest.mark.parametrize("bad", [dict(FINE, feedback_passes=2), dict(FINE, feedback=True, feedback_passes=0)])
+def test_more_feedback_passes_need_the_first(bad):
+    with pytest.raises(ValueError, match="feedback_passes must be 1, or more with feedback"):
+        ModelConfig(**bad)
 
 
 @pytest.mark.parametrize("bad", [dict(FINE, context=True), dict(FINE, stride=8, levels=3)])

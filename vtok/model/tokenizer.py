@@ -21,7 +21,8 @@ takes a second look: a pass that sees x and the error of the first pass's codes 
 budget adds a correction to the latent (iterative amortised inference, in one step), since latents
 optimised against the decoder (vtok.model.refine) decode about 1 dB better than the encoder's.
 With `feedback_coarse`, that pass also sees the error without the finest level (a quarter of the
-tokens), so that it can weigh what small budgets keep.
+tokens), so that it can weigh what small budgets keep. With `feedback_passes` above 1, further
+passes, each with its own weights, look again at what the corrected latent's codes decode to.
 """
 
 import os
@@ -57,6 +58,7 @@ class ModelConfig:
     level_map: bool = False  # encoder and decoder see each position's budget level (stride 4 only)
     feedback: bool = False  # a second encoder pass sees the first pass's decoded error (stride 4 only)
     feedback_coarse: bool = False  # the feedback pass also sees the error at a quarter of the tokens
+    feedback_passes: int = 1  # feedback passes, each with its own weights, each seeing the last one's error
 
     def __post_init__(self) -> None:
         if (self.stride, self.levels) not in LAYOUTS:
@@ -67,6 +69,8 @@ class ModelConfig:
             raise ValueError("feedback needs the stride-4 layout and no context")
         if self.feedback_coarse and not self.feedback:
             raise ValueError("feedback_coarse needs feedback")
+        if self.feedback_passes < 1 or (self.feedback_passes > 1 and not self.feedback):
+            raise ValueError("feedback_passes must be 1, or more with feedback")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -105,6 +109,9 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     # the second look also sees the error at a quarter of the tokens: +0.10 dB at 256 tokens per frame,
     # losses at 16 and 1,024, encoding a decoder pass slower (2026-12-06)
     "vtok-fsq-coarse-look": ModelConfig(**_FINE, quantizer=_FSQ_1M, feedback=True, feedback_coarse=True),
+    # a third look: a second feedback pass with its own weights sees the corrected codes' error
+    "vtok-fsq-third-look": ModelConfig(**_FINE, quantizer=_FSQ_1M, feedback=True, feedback_passes=2),
+    "vtok-lfq-third-look": ModelConfig(**_FINE, quantizer=_LFQ_1M, feedback=True, feedback_passes=2),
     "vtok-fsq-s8": ModelConfig(),  # the first design: one token per 4x8x8 pixels
     "vtok-lfq-s8": ModelConfig(quantizer={"kind": "lfq", "bits": 16}),
 }
@@ -152,6 +159,21 @@ def _project(conv: nn.Conv2d, y: torch.Tensor) -> torch.Tensor:
 _CONTEXT_CHANNELS = 3 * 16  # the context frame unfolded by pixel_unshuffle(4)
 
 
+def _correction(channels: int, width: int, depth: int, dim: int) -> nn.Sequential:
+    """A feedback pass: (B, channels, h, w) -> a correction to the latent (B, dim, h, w). Its last
+    convolution starts at zero, so a model given a new pass codes exactly as before."""
+    net = nn.Sequential(
+        nn.Conv2d(channels, width, 1),
+        *[ResBlock(width) for _ in range(depth)],
+        ChannelNorm(width),
+        nn.SiLU(),
+        nn.Conv2d(width, dim, 1),
+    )
+    nn.init.zeros_(net[-1].weight)
+    nn.init.zeros_(net[-1].bias)
+    return net
+
+
 class Tokenizer(nn.Module):
     """Encoder, quantizer and decoder.
 
@@ -178,16 +200,12 @@ class Tokenizer(nn.Module):
             context = _CONTEXT_CHANNELS + 1 if config.context else 0  # the frame, and a flag: "has context"
             self.decoder = FineDecoder(dim + 1 + context + level_channels, c, lc, dd, stem)
             if config.feedback:  # sees x, its error at the full budget, and the latent; adds a correction
-                errors = 2 if config.feedback_coarse else 1
-                self.feedback = nn.Sequential(
-                    nn.Conv2d((1 + errors) * stem + dim, c, 1),
-                    *[ResBlock(c) for _ in range(de)],
-                    ChannelNorm(c),
-                    nn.SiLU(),
-                    nn.Conv2d(c, dim, 1),
+                inputs = (1 + (2 if config.feedback_coarse else 1)) * stem + dim  # x, its errors, z
+                self.feedback = _correction(inputs, c, de, dim)
+                # later passes are named apart, so that the shipped one-pass weights load unchanged
+                self.later_feedback = nn.ModuleList(
+                    _correction(inputs, c, de, dim) for _ in range(config.feedback_passes - 1)
                 )
-                nn.init.zeros_(self.feedback[-1].weight)  # no correction at first: the model is unchanged
-                nn.init.zeros_(self.feedback[-1].bias)
             return
         if config.context:
             raise ValueError("context needs the stride-4 layout")
@@ -234,7 +252,10 @@ class Tokenizer(nn.Module):
         `feedback`. run(net, input) runs one pass, so that `exact_latent` can split each pass."""
         folded = _fold(x)
         z = run(self.encoder, self._with_levels(folded))
-        return z + run(self.feedback, self._feedback_input(x, folded, z)) if self.config.feedback else z
+        if self.config.feedback:
+            for net in (self.feedback, *self.later_feedback):
+                z = z + run(net, self._feedback_input(x, folded, z))
+        return z
 
     def _feedback_input(self, x: torch.Tensor, folded: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """The feedback pass's input, in z's dtype (B, 2 * 3 * F * 16 + D, h, w): x (given folded too,
