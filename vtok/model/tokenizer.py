@@ -89,8 +89,9 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     # eight FSQ channels, and a second encoder pass that sees the first one's decoded error and
     # corrects the latent: latents optimised against the decoder (`--refine`) beat the encoder's by 1 dB
     "vtok-fsq": ModelConfig(**_FINE, quantizer=_FSQ_1M, feedback=True),
-    # 20 LFQ bits, 1,048,576 codes (about as many bits as vtok-fsq's eight channels), and the same second look
-    "vtok-lfq": ModelConfig(**_FINE, quantizer=_LFQ_1M, feedback=True),
+    # 20 LFQ bits, 1,048,576 codes (about as many bits as vtok-fsq's eight channels), the same second look,
+    # and a third: a second feedback pass with its own weights sees the corrected codes' error
+    "vtok-lfq": ModelConfig(**_FINE, quantizer=_LFQ_1M, feedback=True, feedback_passes=2),
     # earlier designs, and candidates that lost the equal-compute comparison (benchmarks/results/architectures.md)
     "vtok-fsq-64k": ModelConfig(**_FINE),  # six FSQ channels, 64,000 codes: vtok-fsq until 2026-12-01
     # seven FSQ channels, 256,000 codes: vtok-fsq until 2026-12-02
@@ -105,13 +106,14 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     "vtok-fsq-deep-encoder": ModelConfig(**_FINE | {"encoder_depth": 4}, quantizer=_FSQ_1M),
     "vtok-fsq-levels": ModelConfig(**_FINE, quantizer=_FSQ_1M, level_map=True),  # codes know their budget level
     "vtok-lfq-1m": ModelConfig(**_FINE, quantizer=_LFQ_1M),  # without the second pass: vtok-lfq until 2026-12-05
+    # the second look alone: vtok-lfq until 2026-12-06
+    "vtok-lfq-second-look": ModelConfig(**_FINE, quantizer=_LFQ_1M, feedback=True),
     "vtok-fsq-1m": ModelConfig(**_FINE, quantizer=_FSQ_1M),  # without the second pass: vtok-fsq until 2026-12-05
     # the second look also sees the error at a quarter of the tokens: +0.10 dB at 256 tokens per frame,
     # losses at 16 and 1,024, encoding a decoder pass slower (2026-12-06)
     "vtok-fsq-coarse-look": ModelConfig(**_FINE, quantizer=_FSQ_1M, feedback=True, feedback_coarse=True),
-    # a third look: a second feedback pass with its own weights sees the corrected codes' error
+    # vtok-lfq's third look, for vtok-fsq: not yet trained
     "vtok-fsq-third-look": ModelConfig(**_FINE, quantizer=_FSQ_1M, feedback=True, feedback_passes=2),
-    "vtok-lfq-third-look": ModelConfig(**_FINE, quantizer=_LFQ_1M, feedback=True, feedback_passes=2),
     "vtok-fsq-s8": ModelConfig(),  # the first design: one token per 4x8x8 pixels
     "vtok-lfq-s8": ModelConfig(quantizer={"kind": "lfq", "bits": 16}),
 }
