@@ -112,7 +112,7 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     # the second look also sees the error at a quarter of the tokens: +0.10 dB at 256 tokens per frame,
     # losses at 16 and 1,024, encoding a decoder pass slower (2026-12-06)
     "vtok-fsq-coarse-look": ModelConfig(**_FINE, quantizer=_FSQ_1M, feedback=True, feedback_coarse=True),
-    # vtok-lfq's third look, for vtok-fsq: not yet trained
+    # vtok-lfq's third look, for vtok-fsq: its first run unfinished (benchmarks/results/architectures.md)
     "vtok-fsq-third-look": ModelConfig(**_FINE, quantizer=_FSQ_1M, feedback=True, feedback_passes=2),
     "vtok-fsq-s8": ModelConfig(),  # the first design: one token per 4x8x8 pixels
     "vtok-lfq-s8": ModelConfig(quantizer={"kind": "lfq", "bits": 16}),
@@ -250,7 +250,7 @@ class Tokenizer(nn.Module):
         return self._passes(x, lambda net, y: net(y))
 
     def _passes(self, x: torch.Tensor, run: Callable[[nn.Sequential, torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        """x's latent (B, D, H/s, W/s): the encoder's, plus the feedback pass's correction with
+        """x's latent (B, D, H/s, W/s): the encoder's, plus each feedback pass's correction in turn with
         `feedback`. run(net, input) runs one pass, so that `exact_latent` can split each pass."""
         folded = _fold(x)
         z = run(self.encoder, self._with_levels(folded))
