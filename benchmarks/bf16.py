@@ -1,14 +1,14 @@
 """The CPU's bf16 encoder against float32: how many codes change, what that does to PSNR, and the time.
 
     OMP_NUM_THREADS=1 python benchmarks/bf16.py ../shared/data/videos/test [--frames 32] [--rounds 3]
-        [--out benchmarks/results/bf16.json]
+        [--model vtok-fsq] [--out benchmarks/results/bf16.json]
 
-Each clip's first `--frames` frames, centre-cropped to 256x256, are encoded by the shipped vtok-fsq
-model twice, with the encoder body in bf16 (the default where the CPU has native bf16) and in float32
-(VTOK_ENCODER_BF16=0), and both code sets are decoded by the same decoder. Printed: the share of codes
-that differ, the full-budget PSNR of each, and the encode time of each (medians over `--rounds`
-interleaved rounds, one thread). The same is then measured on one 1280x720 block of the first clip
-large enough, where the encoder's share of the time is largest.
+Each clip's first `--frames` frames, centre-cropped to 256x256, are encoded by a shipped model
+(`--model`, vtok-fsq unless given) twice, with the encoder body in bf16 (the default where the CPU
+has native bf16) and in float32 (VTOK_ENCODER_BF16=0), and both code sets are decoded by the same
+decoder. Printed: the share of codes that differ, the full-budget PSNR of each, and the encode time
+of each (medians over `--rounds` interleaved rounds, one thread). The same is then measured on one
+1280x720 block of the first clip large enough, where the encoder's share of the time is largest.
 """
 
 import argparse
@@ -72,10 +72,11 @@ def main() -> None:
     add_clip_arguments(parser, "bf16.json")
     parser.add_argument("--frames", type=int, default=32, help="frames per clip (a multiple of 4)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds")
+    parser.add_argument("--model", default="vtok-fsq", help="a shipped model's name, or FOLDER#NAME")
     args = parser.parse_args()
     if not tokenizer.cpu_bf16("encoder"):
         raise SystemExit("this CPU has no native bf16 (or VTOK_ENCODER_BF16=0): nothing to compare")
-    model = load("vtok-fsq", "cpu").tokenizer
+    model = load(args.model, "cpu").tokenizer
     clips = find_clips(args.clips, args.limit)
     rows = {}
     with torch.no_grad():
@@ -105,7 +106,7 @@ def main() -> None:
             f"(float32 {at_720p['psnr_float32_db']:.3f}), encode {at_720p['encode_ms_bf16']:.0f} ms "
             f"against {at_720p['encode_ms_float32']:.0f} ms ({at_720p['speedup']:.2f}x)"
         )
-    results = {"threads": torch.get_num_threads(), "frames": args.frames, "rounds": args.rounds}
+    results = {"model": args.model, "threads": torch.get_num_threads(), "frames": args.frames, "rounds": args.rounds}
     save_results(args.out, results | {"summary": summary, "clips": rows, "720p": at_720p})
 
 

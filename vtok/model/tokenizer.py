@@ -129,9 +129,9 @@ def cpu_bf16(part: str = "decoder") -> bool:
     0.001 dB), and the threshold search checks with this same decoder, so its guarantee holds for
     what `vtok decode` gives. The encoder runs about 1.8x faster (2.5x with the feedback pass,
     whose decode runs in bf16 too); about 3% of its codes differ from float32's (latents that sat
-    near a rounding boundary; about 11% with the feedback pass, which sees them twice), at the same
-    mean PSNR within 0.01 dB (benchmarks/bf16.py), and they stay the same on any number of threads
-    (tests/test_cpu_bf16.py).
+    near a rounding boundary; about 11% with the feedback pass, which sees them twice, 13% with two
+    feedback passes), at the same mean PSNR within 0.01 dB (benchmarks/bf16.py), and they stay the
+    same on any number of threads (tests/test_cpu_bf16.py).
     """
     if os.environ.get(f"VTOK_{part.upper()}_BF16", "1") == "0" or not torch.backends.mkldnn.is_available():
         return False
