@@ -161,16 +161,22 @@ def _project(conv: nn.Conv2d, y: torch.Tensor) -> torch.Tensor:
 _CONTEXT_CHANNELS = 3 * 16  # the context frame unfolded by pixel_unshuffle(4)
 
 
-def _correction(channels: int, width: int, depth: int, dim: int) -> nn.Sequential:
-    """A feedback pass: (B, channels, h, w) -> a correction to the latent (B, dim, h, w). Its last
-    convolution starts at zero, so a model given a new pass codes exactly as before."""
-    net = nn.Sequential(
+def _encoder_pass(channels: int, width: int, depth: int, dim: int) -> nn.Sequential:
+    """One stride-4 encoder pass: (B, channels, h, w) -> latent-sized (B, dim, h, w), at token
+    resolution: the encoder itself, and each feedback pass."""
+    return nn.Sequential(
         nn.Conv2d(channels, width, 1),
         *[ResBlock(width) for _ in range(depth)],
         ChannelNorm(width),
         nn.SiLU(),
         nn.Conv2d(width, dim, 1),
     )
+
+
+def _correction(channels: int, width: int, depth: int, dim: int) -> nn.Sequential:
+    """A feedback pass (`_encoder_pass`) whose correction starts at zero, so a model given a new
+    pass codes exactly as before."""
+    net = _encoder_pass(channels, width, depth, dim)
     nn.init.zeros_(net[-1].weight)
     nn.init.zeros_(net[-1].bias)
     return net
@@ -192,13 +198,7 @@ class Tokenizer(nn.Module):
         dim = self.quantizer.dim
         if config.stride == 4:
             level_channels = config.levels if config.level_map else 0  # the level map, one-hot
-            self.encoder = nn.Sequential(
-                nn.Conv2d(stem + level_channels, c, 1),
-                *[ResBlock(c) for _ in range(de)],
-                ChannelNorm(c),
-                nn.SiLU(),
-                nn.Conv2d(c, dim, 1),
-            )
+            self.encoder = _encoder_pass(stem + level_channels, c, de, dim)
             context = _CONTEXT_CHANNELS + 1 if config.context else 0  # the frame, and a flag: "has context"
             self.decoder = FineDecoder(dim + 1 + context + level_channels, c, lc, dd, stem)
             if config.feedback:  # sees x, its error at the full budget, and the latent; adds a correction
