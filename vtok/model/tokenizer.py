@@ -264,7 +264,7 @@ class Tokenizer(nn.Module):
         """The feedback pass's input, in z's dtype (B, 2 * 3 * F * 16 + D, h, w): x (given folded too,
         as the encoder took it) and its error decoded from z's codes at the full budget, folded, and z;
         with `feedback_coarse`, then the error without the finest level, folded (3 * F * 16 more).
-        No gradient flows through the decode: the first pass's codes are given, as at run time."""
+        No gradient flows through the decode: the codes of z, the latent so far, are given, as at run time."""
         with torch.no_grad():
             zq = self.quantizer(z.float())[0]
             parts = [folded, _fold(self.pixels(zq) - x), z]
