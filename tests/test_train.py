@@ -122,6 +122,19 @@ def test_mask_sampler_keeps_every_token_in_its_full_share(share):
     assert share - 0.04 <= full <= share + 0.04
 
 
+def test_mask_sampler_log_prefix_draws_each_doubling_of_the_budget_alike():
+    """On a 32x32 grid (1,024 positions, 16 tiles), prefixes run from 16 to 1,024 tokens: six doublings."""
+    gen = torch.Generator().manual_seed(2)
+    scales = ("linear", "log")
+    draws = {s: MaskSampler(32, 32, "cpu", levels=4, prefix_scale=s).prefix_lengths(6000, gen) for s in scales}
+    shares = [((draws["log"] >= lo) & (draws["log"] < 2 * lo)).float().mean().item() for lo in (16, 32, 64, 128, 256)]
+    assert all(abs(share - 1 / 6) < 0.03 for share in shares)
+    assert (draws["linear"] < 256).float().mean() < 0.3 < 0.6 < (draws["log"] < 256).float().mean()
+    assert all(d.min() >= 16 and d.max() <= 1024 for d in draws.values())
+    with pytest.raises(ValueError, match="prefix scale"):
+        MaskSampler(32, 32, "cpu", prefix_scale="cubic")
+
+
 def test_context_model_trains_on_pairs_of_blocks_and_needs_them(windows):
     pairs = np.concatenate([windows, windows[::-1]], axis=1)  # 8 frames: two blocks
     result = train_model(FixedWindows(pairs, size=32), TINY_CONTEXT, schedule(steps=3, batch=2), log=print)
@@ -224,6 +237,7 @@ def test_window_sampler_needs_a_long_enough_video(counted_cache):
         ({"minutes": 0.0}, "minutes"),
         ({"masks_after": 1.5}, "masks_after"),
         ({"full_share": -0.1}, "full_share"),
+        ({"prefix_scale": "cubic"}, "prefix_scale"),
         ({"model": "vtok-lfq", "entropy_weight": -0.01}, "entropy_weight"),
         ({"entropy_weight": 0.01}, "entropy_weight"),  # vtok-fsq has no entropy penalty
         ({"windows": -1}, "windows"),

@@ -61,6 +61,14 @@ FullShare = Annotated[
         metavar="SHARE",
     ),
 ]
+PrefixScale = Annotated[
+    str,
+    typer.Option(
+        help="How the random prefixes' lengths are drawn: linear (uniform over token counts) or log "
+        "(uniform over their logarithm: each doubling of the budget as often).",
+        metavar="SCALE",
+    ),
+]
 EntropyWeight = Annotated[
     float | None,
     typer.Option(
@@ -91,6 +99,7 @@ def train(
     lr: Annotated[float, typer.Option(help="Peak learning rate.", metavar="LR")] = 1e-3,
     masks_after: MasksAfter = 0.0,
     full_share: FullShare = 1 / 3,
+    prefix_scale: PrefixScale = "linear",
     entropy_weight: EntropyWeight = None,
     loss: Annotated[
         str,
@@ -117,6 +126,7 @@ def train(
             loss=loss,
             masks_after=masks_after,
             full_share=full_share,
+            prefix_scale=prefix_scale,
             entropy_weight=entropy_weight,
         )
         data = dict(windows=windows, save_windows=save_windows, cache=cache, resume=resume, force=force)

@@ -7,6 +7,7 @@ from vtok.errors import UsageError
 from vtok.format.layout import tile_size
 from vtok.model.registry import builtin_dir, pick_device
 from vtok.model.tokenizer import ARCHITECTURES, ModelConfig
+from vtok.train.masks import PREFIX_SCALES
 
 __all__ = ["TrainConfig", "LOSSES", "DEFAULT_ENTROPY_WEIGHT"]
 
@@ -21,10 +22,12 @@ class TrainConfig:
     Training stops at `steps` or `minutes`, whichever comes first; the learning rate follows a
     cosine from `lr` over that budget. `masks_after` is the share of the schedule (0 to 1) trained
     at the full budget before random keep masks start; `full_share` is the share of the masked steps'
-    windows that still keep every token. `entropy_weight` weighs an LFQ model's entropy penalty
-    (None: DEFAULT_ENTROPY_WEIGHT; FSQ has no such term). `loss` is "mse" (the mean squared error of
-    the batch) or "log-mse" (the mean over windows of log(MSE + 1e-4): each window's error in dB, so
-    the easy windows and the full budget are not drowned out by the hard ones and the small budgets).
+    windows that still keep every token; `prefix_scale` ("linear" or "log") draws the length of the
+    others' random prefixes uniformly over token counts or over their logarithm (MaskSampler).
+    `entropy_weight` weighs an LFQ model's entropy penalty (None: DEFAULT_ENTROPY_WEIGHT; FSQ has no
+    such term). `loss` is "mse" (the mean squared error of the batch) or "log-mse" (the mean over
+    windows of log(MSE + 1e-4): each window's error in dB, so the easy windows and the full budget
+    are not drowned out by the hard ones and the small budgets).
     """
 
     model: str = "vtok-fsq"  # architecture name in vtok.model.tokenizer.ARCHITECTURES
@@ -36,6 +39,7 @@ class TrainConfig:
     lr: float = 1e-3
     masks_after: float = 0.0
     full_share: float = 1 / 3
+    prefix_scale: str = "linear"  # or "log"
     entropy_weight: float | None = None  # LFQ only; None: DEFAULT_ENTROPY_WEIGHT
     loss: str = "mse"  # or "log-mse"
     device: str = "cpu"  # or "auto": CUDA when available
@@ -55,6 +59,20 @@ class TrainConfig:
         tile = tile_size(arch.levels) * arch.stride  # pixels per side of one budget tile: crops are whole tiles
         if self.crop < tile or self.crop % tile:
             raise UsageError(f"crop {self.crop} is not a positive multiple of {tile} (one budget tile)", option="crop")
+        self._check_schedule()
+        if self.entropy_weight is not None:
+            if arch.quantizer["kind"] != "lfq":
+                raise UsageError(f"entropy_weight is for LFQ models, not {self.model}", option="entropy_weight")
+            if not self.entropy_weight >= 0:
+                raise UsageError(f"entropy_weight {self.entropy_weight} is negative", option="entropy_weight")
+        for option, value, known in (("loss", self.loss, LOSSES), ("prefix_scale", self.prefix_scale, PREFIX_SCALES)):
+            if value not in known:
+                what = option.replace("_", " ")
+                raise UsageError(f"unknown {what} {value!r}; known: {', '.join(known)}", option=option)
+        pick_device(self.device)
+
+    def _check_schedule(self) -> None:
+        """`check` for the counts and shares: batch, minutes, masks_after, full_share and windows."""
         if self.batch < 1:
             raise UsageError(f"batch {self.batch} is not at least 1", option="batch")
         if not self.minutes > 0:  # written so that NaN fails too
@@ -63,16 +81,8 @@ class TrainConfig:
             raise UsageError(f"masks_after {self.masks_after} is not between 0 and 1", option="masks_after")
         if not 0 <= self.full_share <= 1:
             raise UsageError(f"full_share {self.full_share} is not between 0 and 1", option="full_share")
-        if self.entropy_weight is not None:
-            if arch.quantizer["kind"] != "lfq":
-                raise UsageError(f"entropy_weight is for LFQ models, not {self.model}", option="entropy_weight")
-            if not self.entropy_weight >= 0:
-                raise UsageError(f"entropy_weight {self.entropy_weight} is negative", option="entropy_weight")
-        if self.loss not in LOSSES:
-            raise UsageError(f"unknown loss {self.loss!r}; known: {', '.join(LOSSES)}", option="loss")
         if self.windows < 0:
             raise UsageError(f"windows {self.windows} is negative", option="windows")
-        pick_device(self.device)
 
     def check_outputs(self) -> None:
         """Raise a UsageError (option `output`) if training would write into the installed package's

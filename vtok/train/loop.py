@@ -144,7 +144,7 @@ def train_model(
     done = restore(model, opt, init, log)
     model = model.to(memory_format=torch.channels_last)  # 1.14x on this CPU (benchmarks/train_speed.py)
     side = probe.shape[2] // config.stride
-    masks = MaskSampler(side, side, train.device, config.levels, train.full_share)
+    masks = MaskSampler(side, side, train.device, config.levels, train.full_share, train.prefix_scale)
     start, last_log, last_ckpt, step = time.perf_counter(), 0.0, time.perf_counter(), done.step
 
     def elapsed() -> float:
