@@ -151,9 +151,30 @@ def _widen_latent(state: dict, model: Tokenizer, own: dict, log: Callable[[str],
     out = dict(state)
     out[f"{last}.weight"] = torch.cat([old, new[was:]])
     out[f"{last}.bias"] = torch.cat([state[f"{last}.bias"], own[f"{last}.bias"][was:]])
-    w = state[f"{first}.weight"]
-    out[f"{first}.weight"] = torch.cat([w[:, :was], w.new_zeros(w.shape[0], dim - was, *w.shape[2:]), w[:, was:]], 1)
+    out[f"{first}.weight"] = _zero_columns(state[f"{first}.weight"], was, dim - was)
+    if model.config.feedback:
+        _widen_feedback(out, model, own, was)
     return out
+
+
+def _zero_columns(w: torch.Tensor, at: int, n: int) -> torch.Tensor:
+    """Convolution weights w (out, in, ...) with n zero input channels inserted before input `at`."""
+    return torch.cat([w[:, :at], w.new_zeros(w.shape[0], n, *w.shape[2:]), w[:, at:]], 1)
+
+
+def _widen_feedback(state: dict, model: Tokenizer, own: dict, was: int) -> None:
+    """Fit, in place, each feedback pass that `state` has to a latent widened from `was` channels:
+    the pass reads zero weights for the new channels of z (which sits after x and its error in its
+    input), and its correction of them starts at zero, so the old channels' codes are unchanged."""
+    stem = 3 * model.config.frames * 16
+    nets = ["feedback", *(f"later_feedback.{i}" for i in range(model.config.feedback_passes - 1))]
+    for net in (n for n in nets if f"{n}.0.weight" in state):
+        end = f"{net}.{len(model.feedback) - 1}"
+        state[f"{net}.0.weight"] = _zero_columns(
+            state[f"{net}.0.weight"], 2 * stem + was, own[f"{end}.weight"].shape[0] - was
+        )
+        for name in (f"{end}.weight", f"{end}.bias"):
+            state[name] = torch.cat([state[name], torch.zeros_like(own[name][was:])])
 
 
 def optimizer_state(opt: torch.optim.Optimizer, model: Tokenizer) -> dict[str, torch.Tensor]:
