@@ -153,7 +153,7 @@ def _widen_latent(state: dict, model: Tokenizer, own: dict, log: Callable[[str],
     out[f"{last}.bias"] = torch.cat([state[f"{last}.bias"], own[f"{last}.bias"][was:]])
     out[f"{first}.weight"] = _zero_columns(state[f"{first}.weight"], was, dim - was)
     if model.config.feedback:
-        _widen_feedback(out, model, own, was)
+        _widen_feedback(out, model, was, dim)
     return out
 
 
@@ -162,19 +162,17 @@ def _zero_columns(w: torch.Tensor, at: int, n: int) -> torch.Tensor:
     return torch.cat([w[:, :at], w.new_zeros(w.shape[0], n, *w.shape[2:]), w[:, at:]], 1)
 
 
-def _widen_feedback(state: dict, model: Tokenizer, own: dict, was: int) -> None:
-    """Fit, in place, each feedback pass that `state` has to a latent widened from `was` channels:
-    the pass reads zero weights for the new channels of z (which sits after x and its error in its
-    input), and its correction of them starts at zero, so the old channels' codes are unchanged."""
+def _widen_feedback(state: dict, model: Tokenizer, was: int, dim: int) -> None:
+    """Fit, in place, each feedback pass that `state` has to a latent widened from `was` channels to
+    `dim`: the pass reads zero weights for the new channels of z (which sits after x and its error in
+    its input), and its correction of them starts at zero, so the old channels' codes are unchanged."""
     stem = 3 * model.config.frames * 16
     nets = ["feedback", *(f"later_feedback.{i}" for i in range(model.config.feedback_passes - 1))]
     for net in (n for n in nets if f"{n}.0.weight" in state):
+        state[f"{net}.0.weight"] = _zero_columns(state[f"{net}.0.weight"], 2 * stem + was, dim - was)
         end = f"{net}.{len(model.feedback) - 1}"
-        state[f"{net}.0.weight"] = _zero_columns(
-            state[f"{net}.0.weight"], 2 * stem + was, own[f"{end}.weight"].shape[0] - was
-        )
         for name in (f"{end}.weight", f"{end}.bias"):
-            state[name] = torch.cat([state[name], torch.zeros_like(own[name][was:])])
+            state[name] = torch.cat([state[name], state[name].new_zeros(dim - was, *state[name].shape[1:])])
 
 
 def optimizer_state(opt: torch.optim.Optimizer, model: Tokenizer) -> dict[str, torch.Tensor]:
