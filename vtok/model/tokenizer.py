@@ -39,7 +39,7 @@ from vtok.format.layout import FIRST_STRIDE, LAYOUTS, LEVELS, position_levels
 from vtok.model.layers import ChannelNorm, FineDecoder, ResBlock
 from vtok.quantize import make_quantizer
 
-__all__ = ["ModelConfig", "Tokenizer", "ARCHITECTURES"]
+__all__ = ["ModelConfig", "Tokenizer", "ARCHITECTURES", "feedback_latent_at"]
 
 
 @dataclass(frozen=True)
@@ -163,6 +163,12 @@ def _project(conv: nn.Conv2d, y: torch.Tensor) -> torch.Tensor:
 
 
 _CONTEXT_CHANNELS = 3 * 16  # the context frame unfolded by pixel_unshuffle(4)
+
+
+def feedback_latent_at(config: ModelConfig) -> int:
+    """Where z starts among a feedback pass's input channels: after x and its error, each folded
+    to 3 * F * 16 channels (`Tokenizer._feedback_input`)."""
+    return 2 * 3 * config.frames * 16
 
 
 def _encoder_pass(channels: int, width: int, depth: int, dim: int) -> nn.Sequential:

@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 
 from vtok.errors import VtokError
 from vtok.files import atomic_path, sha256_of, write_json
-from vtok.model.tokenizer import ModelConfig, Tokenizer
+from vtok.model.tokenizer import ModelConfig, Tokenizer, feedback_latent_at
 
 __all__ = [
     "Progress",
@@ -166,10 +166,10 @@ def _widen_feedback(state: dict, model: Tokenizer, was: int, dim: int) -> None:
     """Fit, in place, each feedback pass that `state` has to a latent widened from `was` channels to
     `dim`: the pass reads zero weights for the new channels of z (which sits after x and its error in
     its input), and its correction of them starts at zero, so the old channels' codes are unchanged."""
-    stem = 3 * model.config.frames * 16
+    z_at = feedback_latent_at(model.config)
     nets = ["feedback", *(f"later_feedback.{i}" for i in range(model.config.feedback_passes - 1))]
     for net in (n for n in nets if f"{n}.0.weight" in state):
-        state[f"{net}.0.weight"] = _zero_columns(state[f"{net}.0.weight"], 2 * stem + was, dim - was)
+        state[f"{net}.0.weight"] = _zero_columns(state[f"{net}.0.weight"], z_at + was, dim - was)
         end = f"{net}.{len(model.feedback) - 1}"
         for name in (f"{end}.weight", f"{end}.bias"):
             state[name] = torch.cat([state[name], state[name].new_zeros(dim - was, *state[name].shape[1:])])
