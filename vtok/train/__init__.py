@@ -2,7 +2,8 @@
 
 Modules, each importing only those above it: config (TrainConfig), data (frame cache, fresh
 windows), windows (fixed windows), masks (keep masks), checkpoint (checkpoints and export),
-loop (train_model, evaluate), run (run_training).
+parallel (worker processes that average their gradients), loop (train_model, evaluate), run
+(run_training), worker (the entry point of a worker process).
 """
 
 from vtok.train.checkpoint import TrainResult, export

@@ -228,8 +228,11 @@ def restore(model: Tokenizer, opt: torch.optim.Optimizer, init: dict | None, log
     return done
 
 
-def export(result: TrainResult, *, name: str, config: ModelConfig, out_dir: Path, data: list[str]) -> dict:
-    """Write `out_dir/NAME.safetensors` (float16) and its entry in `out_dir/manifest.json`; return the entry.
+def export(
+    result: TrainResult, *, name: str, config: ModelConfig, out_dir: Path, data: list[str], workers: int = 1
+) -> dict:
+    """Write `out_dir/NAME.safetensors` (float16) and its entry in `out_dir/manifest.json`; return the
+    entry. `workers`: the processes that trained it together (its seconds are wall time, on each).
 
     Other entries of an existing manifest are kept.
     """
@@ -242,7 +245,7 @@ def export(result: TrainResult, *, name: str, config: ModelConfig, out_dir: Path
         "file": weights.name,
         "sha256": sha256_of(weights),
         "config": config.to_dict(),
-        "training": {"data": data, "steps": result.steps, "seconds": round(result.seconds)},
+        "training": {"data": data, "steps": result.steps, "seconds": round(result.seconds), "workers": workers},
         "metrics": {f"heldout_windows_{k}": v for k, v in result.metrics.items()},
     }
     manifest_path = out_dir / "manifest.json"
