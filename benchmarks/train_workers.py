@@ -1,15 +1,14 @@
 """Training throughput of whole `vtok train` runs by threads and worker processes: samples/s.
 
     python benchmarks/train_workers.py SOURCES... [--model vtok-fsq] [--batch 8] [--crop 96]
-        [--minutes 1.5] [--rounds 2] [--settings 1:1 2:1 2:2 2:2:4]
+        [--minutes 1.5] [--rounds 2] [--settings 1:1 2:1 2:2]
 
-A setting T:W runs `vtok train --workers W` with OMP_NUM_THREADS=T, which the workers share (so 2:2
-is two processes of one thread each); T:W:B also sets each worker's batch to B instead of --batch
-(2:2:4 trains the 8 windows a step of 1:1:8, split over two processes). Each run trains from scratch
-for --minutes on fresh windows from SOURCES; its rate is the steps and seconds its manifest records
-(its training alone, not the filling of the frame cache). Settings run in turns, --rounds times, so
-that a change in machine load hits them all alike; the table gives the median of each. A sample is
-one window of one worker; pixels count every frame of it. Run it on an idle machine.
+A setting T:W runs `vtok train --workers W` with OMP_NUM_THREADS=T, which the workers share (so
+2:2 is two processes of one thread each). Each run trains from scratch for --minutes on fresh
+windows from SOURCES; its rate is the steps and seconds its manifest records (training only: the
+frame cache is filled before the first run). Settings run in turns, --rounds times, so that a change
+in machine load hits them all alike; the table gives the median of each. A sample is one window
+of one worker; pixels count every frame of it. Run it on an idle machine.
 """
 
 import argparse
@@ -25,23 +24,17 @@ from vtok.model.tokenizer import ARCHITECTURES
 
 
 def _run(sources: list[str], setting: str, args: argparse.Namespace, out: Path) -> float:
-    """Windows per second of one `vtok train` run at `setting` (T:W or T:W:B)."""
-    threads, workers, batch = _parse(setting, args.batch)
+    """Windows per second of one `vtok train` run at `setting` (T:W)."""
+    threads, workers = setting.split(":")
     command = [
         *(sys.executable, "-m", "vtok", "train", *sources, "--model", args.model, "--device", "cpu"),
-        *("--batch", str(batch), "--crop", str(args.crop), "--minutes", str(args.minutes)),
-        *("--workers", str(workers), "--lr", "3e-4", "--force", "-o", str(out)),
+        *("--batch", str(args.batch), "--crop", str(args.crop), "--minutes", str(args.minutes)),
+        *("--workers", workers, "--lr", "3e-4", "--force", "-o", str(out)),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": threads}
     subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     training = json.loads((out / "manifest.json").read_text())["models"][args.model]["training"]
-    return training["steps"] * batch * workers / training["seconds"]
-
-
-def _parse(setting: str, batch: int) -> tuple[str, int, int]:
-    """(OMP_NUM_THREADS, workers, batch per worker) of a setting T:W or T:W:B."""
-    parts = setting.split(":")
-    return parts[0], int(parts[1]), int(parts[2]) if len(parts) > 2 else batch
+    return training["steps"] * args.batch * int(workers) / training["seconds"]
 
 
 def main() -> None:
@@ -52,7 +45,7 @@ def main() -> None:
     p.add_argument("--crop", type=int, default=96)
     p.add_argument("--minutes", type=float, default=1.5, help="of training per run")
     p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--settings", nargs="+", default=["1:1", "2:1", "2:2", "2:2:4"], help="THREADS:WORKERS[:BATCH]")
+    p.add_argument("--settings", nargs="+", default=["1:1", "2:1", "2:2"], help="THREADS:WORKERS")
     args = p.parse_args()
     rates: dict[str, list[float]] = {s: [] for s in args.settings}
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,15 +55,14 @@ def main() -> None:
                 print(f"round {r + 1}: {s} {rates[s][-1]:.1f} samples/s", file=sys.stderr)
     frames = ARCHITECTURES[args.model].frames * (2 if ARCHITECTURES[args.model].context else 1)
     run = f"{args.minutes} min a run, median of {args.rounds}"
-    print(f"{args.model}, crop {args.crop}, {run}")
-    print("| threads | workers | batch per worker | samples/s | Mpixels/s | vs first |")
-    print("|---|---|---|---|---|---|")
+    print(f"{args.model}, batch {args.batch} per worker, crop {args.crop}, {run}")
+    print("| threads | workers | samples/s | Mpixels/s | vs first |")
+    print("|---|---|---|---|---|")
     base = statistics.median(rates[args.settings[0]])
     for s, rs in rates.items():
         med = statistics.median(rs)
-        threads, workers, batch = _parse(s, args.batch)
-        mpixels = med * frames * args.crop**2 / 1e6
-        print(f"| {threads} | {workers} | {batch} | {med:.1f} | {mpixels:.2f} | {med / base:.2f}x |")
+        threads, workers = s.split(":")
+        print(f"| {threads} | {workers} | {med:.1f} | {med * frames * args.crop**2 / 1e6:.2f} | {med / base:.2f}x |")
 
 
 if __name__ == "__main__":
