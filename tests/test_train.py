@@ -241,8 +241,6 @@ def test_window_sampler_needs_a_long_enough_video(counted_cache):
         ({"model": "vtok-lfq", "entropy_weight": -0.01}, "entropy_weight"),
         ({"entropy_weight": 0.01}, "entropy_weight"),  # vtok-fsq has no entropy penalty
         ({"windows": -1}, "windows"),
-        ({"workers": 0}, "workers"),
-        ({"workers": 2, "windows": 8}, "workers"),  # fixed windows are sampled by one process
         ({"loss": "l1"}, "loss"),
     ],
 )

@@ -75,16 +75,6 @@ EntropyWeight = Annotated[
         help="Weight of the entropy penalty that spreads an LFQ model's codes.", show_default="0.01", min=0, metavar="W"
     ),
 ]
-Workers = Annotated[
-    int,
-    typer.Option(
-        help="Processes that train one model together on the CPU, averaging their gradients every step; "
-        "each draws --batch windows a step and gets an equal share of the torch threads "
-        "(throughput: benchmarks/train_workers.py).",
-        min=1,
-        metavar="N",
-    ),
-]
 Resume = Annotated[
     Path | None,
     typer.Option(
@@ -104,7 +94,7 @@ def train(
     windows: FixedWindows = 0,
     save_windows: Annotated[Path | None, typer.Option(help="Save the fixed windows here.", metavar="FILE")] = None,
     cache: FrameCache = None,
-    batch: Annotated[int, typer.Option(help="Windows per step (in each worker).", metavar="N")] = 16,
+    batch: Annotated[int, typer.Option(help="Windows per step.", metavar="N")] = 16,
     crop: Annotated[int, typer.Option(help="Training crop size in pixels (a multiple of 32).", metavar="PIXELS")] = 96,
     lr: Annotated[float, typer.Option(help="Peak learning rate.", metavar="LR")] = 1e-3,
     masks_after: MasksAfter = 0.0,
@@ -120,7 +110,6 @@ def train(
         ),
     ] = "mse",
     device: Device = "auto",
-    workers: Workers = 1,
     resume: Resume = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace a same-name model in the output.")] = False,
 ) -> None:
@@ -141,6 +130,6 @@ def train(
             entropy_weight=entropy_weight,
         )
         data = dict(windows=windows, save_windows=save_windows, cache=cache, resume=resume, force=force)
-        config = TrainConfig(model=model, out_dir=output, device=device, workers=workers, **schedule, **data)
+        config = TrainConfig(model=model, out_dir=output, device=device, **schedule, **data)
         entry = run_training(sources, config, log=log)
     print(f"{model}: {entry['file']} sha256 {entry['sha256']} {entry['metrics']}")

@@ -2,8 +2,7 @@
 
 Modules, each importing only those above it: config (TrainConfig), data (frame cache, fresh
 windows), windows (fixed windows), masks (keep masks), checkpoint (checkpoints and export),
-parallel (worker processes that average their gradients), loop (train_model, evaluate), run
-(run_training), worker (the entry point of a worker process).
+loop (train_model, evaluate), run (run_training).
 """
 
 from vtok.train.checkpoint import TrainResult, export

@@ -228,11 +228,8 @@ def restore(model: Tokenizer, opt: torch.optim.Optimizer, init: dict | None, log
     return done
 
 
-def export(
-    result: TrainResult, *, name: str, config: ModelConfig, out_dir: Path, data: list[str], workers: int = 1
-) -> dict:
-    """Write `out_dir/NAME.safetensors` (float16) and its entry in `out_dir/manifest.json`; return the
-    entry. `workers`: the processes that trained it together (its seconds are wall time, on each).
+def export(result: TrainResult, *, name: str, config: ModelConfig, out_dir: Path, data: list[str]) -> dict:
+    """Write `out_dir/NAME.safetensors` (float16) and its entry in `out_dir/manifest.json`; return the entry.
 
     Other entries of an existing manifest are kept.
     """
@@ -245,7 +242,7 @@ def export(
         "file": weights.name,
         "sha256": sha256_of(weights),
         "config": config.to_dict(),
-        "training": {"data": data, "steps": result.steps, "seconds": round(result.seconds), "workers": workers},
+        "training": {"data": data, "steps": result.steps, "seconds": round(result.seconds)},
         "metrics": {f"heldout_windows_{k}": v for k, v in result.metrics.items()},
     }
     manifest_path = out_dir / "manifest.json"

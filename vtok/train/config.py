@@ -27,8 +27,7 @@ class TrainConfig:
     `entropy_weight` weighs an LFQ model's entropy penalty (None: DEFAULT_ENTROPY_WEIGHT; FSQ has no
     such term). `loss` is "mse" (the mean squared error of the batch) or "log-mse" (the mean over
     windows of log(MSE + 1e-4): each window's error in dB, so the easy windows and the full budget
-    are not drowned out by the hard ones and the small budgets). `workers` processes train together
-    on the CPU, each drawing `batch` windows a step (vtok.train.parallel).
+    are not drowned out by the hard ones and the small budgets).
     """
 
     model: str = "vtok-fsq"  # architecture name in vtok.model.tokenizer.ARCHITECTURES
@@ -45,7 +44,6 @@ class TrainConfig:
     loss: str = "mse"  # or "log-mse"
     device: str = "cpu"  # or "auto": CUDA when available
     seed: int = 0
-    workers: int = 1  # processes that train together, averaging gradients (CPU; vtok.train.parallel)
     windows: int = 0  # >0: sample this many fixed windows up front instead of fresh ones
     save_windows: Path | None = None
     cache: Path | None = None  # None: $VTOK_CACHE or ~/.cache/vtok/frames
@@ -74,7 +72,7 @@ class TrainConfig:
         pick_device(self.device)
 
     def _check_schedule(self) -> None:
-        """`check` for the counts and shares: batch, minutes, masks_after, full_share, windows and workers."""
+        """`check` for the counts and shares: batch, minutes, masks_after, full_share and windows."""
         if self.batch < 1:
             raise UsageError(f"batch {self.batch} is not at least 1", option="batch")
         if not self.minutes > 0:  # written so that NaN fails too
@@ -85,10 +83,6 @@ class TrainConfig:
             raise UsageError(f"full_share {self.full_share} is not between 0 and 1", option="full_share")
         if self.windows < 0:
             raise UsageError(f"windows {self.windows} is negative", option="windows")
-        if self.workers < 1:
-            raise UsageError(f"workers {self.workers} is not at least 1", option="workers")
-        if self.workers > 1 and self.windows > 0:
-            raise UsageError("several workers draw fresh windows; fixed windows need one", option="workers")
 
     def check_outputs(self) -> None:
         """Raise a UsageError (option `output`) if training would write into the installed package's

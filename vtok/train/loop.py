@@ -23,7 +23,6 @@ from vtok.model.tokenizer import ModelConfig, Tokenizer
 from vtok.train.checkpoint import TrainResult, float_state, restore, save_checkpoint
 from vtok.train.config import DEFAULT_ENTROPY_WEIGHT, TrainConfig
 from vtok.train.masks import MaskSampler
-from vtok.train.parallel import Group
 
 __all__ = ["blocks_forward", "quantizer_loss", "train_model", "evaluate"]
 
@@ -31,7 +30,6 @@ LOG_EVERY = 30  # seconds between progress lines
 CHECKPOINT_EVERY = 60  # seconds between checkpoints
 WARMUP_STEPS = 200  # fresh Adam moments: the learning rate ramps up over these
 VAL_WINDOWS = 32  # held-out windows drawn from the sampler when none are given
-SYNC_CHECK_EVERY = 1000  # steps between checks that a multi-worker run's copies agree
 LOG_MSE_FLOOR = 1e-4  # log-mse loss: errors under about 40 dB stop pulling harder
 
 
@@ -99,15 +97,9 @@ def quantizer_loss(model: Tokenizer, z: torch.Tensor, entropy_weight: float | No
 
 
 def _step(
-    model: Tokenizer,
-    opt: torch.optim.Optimizer,
-    x: torch.Tensor,
-    keeps: list,
-    train: TrainConfig,
-    group: Group | None,
+    model: Tokenizer, opt: torch.optim.Optimizer, x: torch.Tensor, keeps: list, train: TrainConfig
 ) -> torch.Tensor:
-    """One AdamW step on the reconstruction loss of x float (B, 3, n*F, S, S), with the gradient
-    averaged over `group`'s ranks if given; returns the plain MSE."""
+    """One AdamW step on the reconstruction loss of x float (B, 3, n*F, S, S); returns the plain MSE."""
     device_type = "cuda" if train.device.startswith("cuda") else "cpu"
     with torch.autocast(device_type, dtype=torch.bfloat16):
         ys, z = blocks_forward(model, x, keeps)
@@ -115,48 +107,9 @@ def _step(
         loss = loss + quantizer_loss(model, z, train.entropy_weight)
     opt.zero_grad(set_to_none=True)
     loss.backward()
-    if group is not None:
-        group.average_gradients(model)
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
     return mse.detach()
-
-
-class _Chores:
-    """The leading process's work between steps: a progress line every LOG_EVERY seconds (and after
-    the first step), and the checkpoint every CHECKPOINT_EVERY seconds and at the end."""
-
-    def __init__(self, model, opt, val: np.ndarray, device: str, checkpoint: Path | None, log, first: int):
-        self.model, self.opt, self.val, self.device, self.log = model, opt, val, device, log
-        self.checkpoint, self.first, self.last_log, self.last_ckpt = checkpoint, first, 0.0, time.perf_counter()
-
-    def after(self, step: int, loss: torch.Tensor, seconds: float) -> None:
-        now = time.perf_counter()
-        if now - self.last_log > LOG_EVERY or step == self.first + 1:
-            self.last_log = now
-            lr = self.opt.param_groups[0]["lr"]
-            _log_step(self.log, self.model, self.val, self.device, step, loss.item(), lr, seconds)
-        if self.checkpoint is not None and now - self.last_ckpt > CHECKPOINT_EVERY:
-            self.last_ckpt = now
-            save_checkpoint(self.checkpoint, self.model, self.opt, step=step, seconds=seconds)
-
-    def finish(self, step: int, seconds: float) -> dict:
-        """Write the last checkpoint; return the held-out figures."""
-        if self.checkpoint is not None:
-            save_checkpoint(self.checkpoint, self.model, self.opt, step=step, seconds=seconds)
-        metrics = evaluate(self.model, self.val, self.device)
-        self.log(f"done: {step} steps in {seconds:.0f}s, held-out {metrics}")
-        return metrics
-
-
-def _start(config: ModelConfig, train: TrainConfig, init: dict | None, log, group: Group | None):
-    """(model, AdamW, Progress) as `init` leaves them (checkpoint.restore), the same on every rank."""
-    model = Tokenizer(config).to(train.device)
-    opt = torch.optim.AdamW(model.parameters(), lr=train.lr, betas=(0.9, 0.99), weight_decay=0.0)
-    done = restore(model, opt, init, log)
-    if group is not None:
-        group.same_start(model)
-    return model.to(memory_format=torch.channels_last), opt, done  # 1.14x on this CPU (benchmarks/train_speed.py)
 
 
 def train_model(
@@ -168,7 +121,6 @@ def train_model(
     init: dict | None = None,
     checkpoint: Path | None = None,
     log: Callable[[str], None] = print,
-    group: Group | None = None,
 ) -> TrainResult:
     """Train a `config` model until `train.steps` or `train.minutes` run out, whichever first.
 
@@ -178,46 +130,47 @@ def train_model(
       drawn from the sampler up front.
     train: its schedule, loss weights, device and seed, not its model, data or output fields. Keep
       masks (`full_share` of them full) start after `masks_after` of the schedule (TrainConfig).
-    group: the processes of a multi-worker run (vtok.train.parallel), which average their gradients
-      and stop at rank 0's step; only rank 0 logs, checkpoints and evaluates (others return no metrics).
     The forward pass runs under bf16 autocast (on the CPU too: AVX-512 bf16 trains 1.5x faster) with
     channels-last weights. `init`: see `checkpoint.restore`; `checkpoint` is rewritten every minute.
     """
-    leads, rank = (True, 0) if group is None else (group.leads, group.rank)
-    torch.manual_seed(train.seed)  # the same initial weights on every rank
-    gen = torch.Generator().manual_seed(train.seed + rank)
+    torch.manual_seed(train.seed)
+    gen = torch.Generator().manual_seed(train.seed)
     probe = sampler.batch(1)
     n_blocks = _blocks_per_window(probe.shape[1], config)
-    model, opt, done = _start(config, train, init, log if leads else lambda line: None, group)
-    if leads:
-        val = sampler.batch(VAL_WINDOWS) if val is None else val
-        chores = _Chores(model, opt, val, train.device, checkpoint, log, done.step)
+    if val is None:
+        val = sampler.batch(VAL_WINDOWS)
+    model = Tokenizer(config).to(train.device)
+    opt = torch.optim.AdamW(model.parameters(), lr=train.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    done = restore(model, opt, init, log)
+    model = model.to(memory_format=torch.channels_last)  # 1.14x on this CPU (benchmarks/train_speed.py)
     side = probe.shape[2] // config.stride
     masks = MaskSampler(side, side, train.device, config.levels, train.full_share, train.prefix_scale)
-    start, step = time.perf_counter(), done.step
+    start, last_log, last_ckpt, step = time.perf_counter(), 0.0, time.perf_counter(), done.step
 
     def elapsed() -> float:
         return done.seconds + time.perf_counter() - start
 
     while step < train.steps:
         progress = max(step / train.steps, elapsed() / (60 * train.minutes))
-        progress = progress if group is None else group.agree(progress)
         if progress >= 1:
             break
         warm = 1.0 if done.resumed else min(1.0, (step - done.step + 1) / WARMUP_STEPS)
-        for g in opt.param_groups:
-            g["lr"] = _learning_rate(train.lr, progress, warm)
+        for group in opt.param_groups:
+            group["lr"] = _learning_rate(train.lr, progress, warm)
         x = to_model(sampler.batch(train.batch), device=train.device)
         keeps = [masks(train.batch, gen) if progress >= train.masks_after else None for _ in range(n_blocks)]
-        loss = _step(model, opt, x, keeps, train, group)
+        loss = _step(model, opt, x, keeps, train)
         step += 1
-        if group is not None and step % SYNC_CHECK_EVERY == 0:
-            group.check_in_sync(model)
-        if leads:
-            chores.after(step, loss, elapsed())
-    if group is not None:
-        group.check_in_sync(model)
-    metrics = chores.finish(step, elapsed()) if leads else {}
+        if time.perf_counter() - last_log > LOG_EVERY or step == done.step + 1:
+            last_log = time.perf_counter()
+            _log_step(log, model, val, train.device, step, loss.item(), opt.param_groups[0]["lr"], elapsed())
+        if checkpoint is not None and time.perf_counter() - last_ckpt > CHECKPOINT_EVERY:
+            last_ckpt = time.perf_counter()
+            save_checkpoint(checkpoint, model, opt, step=step, seconds=elapsed())
+    if checkpoint is not None:
+        save_checkpoint(checkpoint, model, opt, step=step, seconds=elapsed())
+    metrics = evaluate(model, val, train.device)
+    log(f"done: {step} steps in {elapsed():.0f}s, held-out {metrics}")
     return TrainResult(steps=step, seconds=elapsed(), metrics=metrics, state=float_state(model))
 
 

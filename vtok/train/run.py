@@ -5,7 +5,6 @@ tenth of each video is held out for the logged figures. Fixed windows (vtok.trai
 instead be sampled once, and saved to train elsewhere; one saved windows file is a source too.
 """
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -13,16 +12,15 @@ from pathlib import Path
 import numpy as np
 from safetensors.torch import load_file
 
-from vtok.errors import MediaError, UsageError
+from vtok.errors import MediaError
 from vtok.model.registry import pick_device
 from vtok.train.checkpoint import export
 from vtok.train.config import TrainConfig
 from vtok.train.data import WindowSampler, build_cache, default_cache
 from vtok.train.loop import VAL_WINDOWS, train_model
-from vtok.train.parallel import Group, worker_processes
 from vtok.train.windows import FixedWindows, load_windows, sample_windows, save_windows
 
-__all__ = ["run_training", "worker_training"]
+__all__ = ["run_training"]
 
 FIXED_WINDOW_SIZE = 128  # pixels: fixed windows are sampled at least this large, and cropped later
 
@@ -77,36 +75,17 @@ def run_training(sources: list[Path], config: TrainConfig, log: Callable[[str], 
     """Train `config.model` on windows from `sources` (folders or files of videos and images, or
     one windows file saved earlier), and write `out_dir/MODEL.safetensors` with its entry in
     `out_dir/manifest.json`; return the entry. A checkpoint `out_dir/MODEL.checkpoint.safetensors`
-    is kept up to date while training. With `config.workers` > 1, that many processes train
-    together (vtok.train.parallel): this one leads, the others are started and stopped here."""
+    is kept up to date while training."""
     config.check()
     config.check_outputs()
     config = replace(config, device=pick_device(config.device))
-    if config.workers > 1 and (config.device != "cpu" or _saved_windows(sources)):
-        raise UsageError("several workers train on the CPU from fresh windows only", option="workers")
     arch = config.architecture
     frames = arch.frames * (2 if arch.context else 1)
     choose = _fixed_windows if _saved_windows(sources) or config.windows > 0 else _fresh_windows
     sampler, val = choose(sources, config, frames, log)
-    workers = f", {config.workers} workers" if config.workers > 1 else ""
-    size = f"{config.crop}x{config.crop}"
-    log(f"training {config.model} on windows of {frames} frames, {size}, on {config.device}{workers}")
+    log(f"training {config.model} on windows of {frames} frames, {config.crop}x{config.crop}, on {config.device}")
     init = load_file(str(config.resume)) if config.resume is not None else None
     config.out_dir.mkdir(parents=True, exist_ok=True)
     ckpt = config.out_dir / f"{config.model}.checkpoint.safetensors"
-    with worker_processes(sources, config) if config.workers > 1 else contextlib.nullcontext() as group:
-        result = train_model(sampler, arch, config, val=val, init=init, checkpoint=ckpt, log=log, group=group)
-    data = [str(s) for s in sources]
-    return export(result, name=config.model, config=arch, out_dir=config.out_dir, data=data, workers=config.workers)
-
-
-def worker_training(sources: list[Path], config: TrainConfig, group: Group) -> None:
-    """What a worker process of a multi-worker run does (vtok.train.worker): the leader's training,
-    on windows of its own (seed + rank) from the frame cache the leader filled, writing nothing."""
-    arch = config.architecture
-    frames = arch.frames * (2 if arch.context else 1)
-    videos, images = build_cache(sources, config.cache or default_cache())
-    seed = config.seed + group.rank
-    sampler = WindowSampler(videos, images, frames=frames, size=config.crop, seed=seed)
-    init = load_file(str(config.resume)) if config.resume is not None else None
-    train_model(sampler, arch, config, init=init, log=lambda line: None, group=group)
+    result = train_model(sampler, arch, config, val=val, init=init, checkpoint=ckpt, log=log)
+    return export(result, name=config.model, config=arch, out_dir=config.out_dir, data=[str(s) for s in sources])
