@@ -286,12 +286,17 @@ def test_the_train_command_writes_a_model_and_refuses_a_bad_crop_naming_its_flag
     from vtok.cli import app
 
     out, cache = tmp_path / "out", tmp_path / "cache"
-    common = ["train", str(clip), "--model", "vtok-fsq-s8", "-o", str(out), "--cache", str(cache), "--device", "cpu"]
-    bad = CliRunner().invoke(app, [*common, "--crop", "48"])
+    common = ["train", str(clip), "--model", "vtok-fsq-s8", "--cache", str(cache), "--device", "cpu"]
+    bad = CliRunner().invoke(app, [*common, "-o", str(out), "--crop", "48"])
     assert bad.exit_code == 2 and "(see --crop)" in bad.stderr and not out.exists()
-    r = CliRunner().invoke(app, [*common, "--steps", "2", "--batch", "2", "--crop", "32"])
+    short = ["--steps", "2", "--batch", "2", "--crop", "32"]
+    r = CliRunner().invoke(app, [*common, "-o", str(out), *short])
     assert r.exit_code == 0, r.output
     assert (out / "vtok-fsq-s8.safetensors").is_file() and "vtok-fsq-s8" in (out / "manifest.json").read_text()
+    seeded = CliRunner().invoke(app, [*common, "-o", str(tmp_path / "seeded"), *short, "--seed", "1"])
+    assert seeded.exit_code == 0, seeded.output
+    weights = [load_file(str(folder / "vtok-fsq-s8.safetensors")) for folder in (out, tmp_path / "seeded")]
+    assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])  # another initialisation
 
 
 def test_training_never_writes_into_the_installed_weights(clip):

@@ -110,6 +110,9 @@ def train(
         ),
     ] = "mse",
     device: Device = "auto",
+    seed: Annotated[
+        int, typer.Option(help="Seeds the model's initialisation, the windows drawn and the keep masks.", metavar="N")
+    ] = 0,
     resume: Resume = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace a same-name model in the output.")] = False,
 ) -> None:
@@ -130,6 +133,6 @@ def train(
             entropy_weight=entropy_weight,
         )
         data = dict(windows=windows, save_windows=save_windows, cache=cache, resume=resume, force=force)
-        config = TrainConfig(model=model, out_dir=output, device=device, **schedule, **data)
+        config = TrainConfig(model=model, out_dir=output, device=device, seed=seed, **schedule, **data)
         entry = run_training(sources, config, log=log)
     print(f"{model}: {entry['file']} sha256 {entry['sha256']} {entry['metrics']}")
