@@ -162,13 +162,13 @@ def _project(conv: nn.Conv2d, y: torch.Tensor) -> torch.Tensor:
     return F.conv2d(y.double(), conv.weight.double(), conv.bias.double())
 
 
-_CONTEXT_CHANNELS = 3 * 16  # the context frame unfolded by pixel_unshuffle(4)
+_FRAME_CHANNELS = 3 * 16  # one frame folded by `_fold`: 3 colours of each pixel of a 4x4 patch
 
 
 def feedback_latent_at(config: ModelConfig) -> int:
     """Where z starts among a feedback pass's input channels: after x and its error, each folded
     to 3 * F * 16 channels (`Tokenizer._feedback_input`)."""
-    return 2 * 3 * config.frames * 16
+    return 2 * _FRAME_CHANNELS * config.frames
 
 
 def _encoder_pass(channels: int, width: int, depth: int, dim: int) -> nn.Sequential:
@@ -203,13 +203,13 @@ class Tokenizer(nn.Module):
         super().__init__()
         self.config = config
         self.quantizer = make_quantizer(config.quantizer)
-        c, lc, stem = config.width, config.latent_width, 3 * config.frames * 16
+        c, lc, stem = config.width, config.latent_width, _FRAME_CHANNELS * config.frames
         de, dd = config.encoder_depth, config.decoder_depth
         dim = self.quantizer.dim
         if config.stride == 4:
             level_channels = config.levels if config.level_map else 0  # the level map, one-hot
             self.encoder = _encoder_pass(stem + level_channels, c, de, dim)
-            context = _CONTEXT_CHANNELS + 1 if config.context else 0  # the frame, and a flag: "has context"
+            context = _FRAME_CHANNELS + 1 if config.context else 0  # the frame, and a flag: "has context"
             self.decoder = FineDecoder(dim + 1 + context + level_channels, c, lc, dd, stem)
             if config.feedback:  # sees x, its error at the full budget, and the latent; adds a correction
                 inputs = (1 + (2 if config.feedback_coarse else 1)) * stem + dim  # x, its errors, z
@@ -299,7 +299,7 @@ class Tokenizer(nn.Module):
         if self.config.context:
             b, _, h, w = zq.shape
             if context is None:
-                parts += [zq.new_zeros(b, _CONTEXT_CHANNELS, h, w), zq.new_zeros(b, 1, h, w)]
+                parts += [zq.new_zeros(b, _FRAME_CHANNELS, h, w), zq.new_zeros(b, 1, h, w)]
             else:
                 parts += [F.pixel_unshuffle(context.to(zq.dtype), 4), zq.new_ones(b, 1, h, w)]
         elif context is not None:
