@@ -1,12 +1,13 @@
 """Training throughput of each setting, side by side in one run: samples/s and pixels/s.
 
-    python benchmarks/train_speed.py [--model vtok-fsq] [--batch 8] [--crop 96] [--steps 12] [--threads 1]
-        [--settings fp32 bf16 bf16-channels-last bf16-compile bf16-channels-last-autograd-norm ...]
+    python benchmarks/train_speed.py [--model vtok-fsq] [--batch 8 [16 ...]] [--crop 96] [--steps 12]
+        [--threads 1] [--settings fp32 bf16 bf16-channels-last bf16-compile bf16-channels-last-autograd-norm ...]
 
 One step is what `vtok train` does: a forward pass over the window's blocks (two consecutive
-blocks for a model with context), the loss, backward and AdamW. Settings are timed in turns
-(round robin, --rounds times), so a change in machine load hits them all alike; the table gives
-the median step time of each. A sample is one window; pixels count every frame of it.
+blocks for a model with context), the loss, backward and AdamW. Every setting is timed at every
+batch size given, in turns (round robin, --rounds times), so a change in machine load hits them all
+alike; the table gives the median step time of each, and its pixels/s against the first row. A
+sample is one window; pixels count every frame of it.
 `autograd-norm` leaves the channel norms' gradient to autograd instead of their written-out one;
 `mean-norm` also takes mean(1) over channels instead of a sum times 1/C: the norm as it was.
 An LFQ model's step includes its commitment and entropy terms, as in training; `no-entropy` drops
@@ -74,7 +75,7 @@ def _step_fn(name: str, setting: str, batch: int, crop: int):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="vtok-fsq")
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--batch", type=int, nargs="+", default=[8], help="windows per step; several are timed in turns")
     p.add_argument("--crop", type=int, default=96)
     p.add_argument("--steps", type=int, default=4, help="timed steps per setting per round")
     p.add_argument("--rounds", type=int, default=3)
@@ -93,28 +94,33 @@ def main() -> None:
     )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    fns = {s: _step_fn(args.model, s, args.batch, args.crop) for s in args.settings}
-    times: dict[str, list[float]] = {s: [] for s in args.settings}
-    for step, _ in fns.values():  # warm-up, compilation included
+    several = len(args.batch) > 1
+    fns = {
+        f"{s}, batch {b}" if several else s: (_step_fn(args.model, s, b, args.crop), b)
+        for s in args.settings
+        for b in args.batch
+    }
+    times: dict[str, list[float]] = {row: [] for row in fns}
+    for (step, _), _ in fns.values():  # warm-up, compilation included
         for _ in range(2):
             step()
     for _ in range(args.rounds):
-        for s, (step, _) in fns.items():
+        for row, ((step, _), _) in fns.items():
             for _ in range(args.steps):
                 t = time.perf_counter()
                 step()
-                times[s].append(time.perf_counter() - t)
-    print(f"{args.model}, batch {args.batch}, crop {args.crop}, {args.threads} thread(s), torch {torch.__version__}")
-    print("| setting | step s (median) | samples/s | Mpixels/s | vs fp32 |")
+                times[row].append(time.perf_counter() - t)
+    batches = ", ".join(map(str, args.batch))
+    print(f"{args.model}, batch {batches}, crop {args.crop}, {args.threads} thread(s), torch {torch.__version__}")
+    print(f"| setting | step s (median) | samples/s | Mpixels/s | vs {next(iter(fns))} |")
     print("|---|---|---|---|---|")
-    base = statistics.median(times[args.settings[0]])
-    for s, ts in times.items():
+    base = None
+    for row, ts in times.items():
         med = statistics.median(ts)
-        frames = fns[s][1]
-        print(
-            f"| {s} | {med:.3f} | {args.batch / med:.1f} | {args.batch * frames * args.crop**2 / med / 1e6:.2f} | "
-            f"{base / med:.2f}x |"
-        )
+        (_, frames), batch = fns[row]
+        pixels = batch * frames * args.crop**2 / med  # per second
+        base = base or pixels
+        print(f"| {row} | {med:.3f} | {batch / med:.1f} | {pixels / 1e6:.2f} | {pixels / base:.2f}x |")
 
 
 if __name__ == "__main__":
