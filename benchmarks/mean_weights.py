@@ -1,0 +1,51 @@
+"""The mean of several training runs' weights of one model, weight by weight: how vtok-fsq 3e089fd8
+was made from two seeds of one resume (benchmarks/results/architectures.md, twenty-eighth session).
+
+    python benchmarks/mean_weights.py OUT RUN_DIR RUN_DIR... [--model vtok-fsq]
+
+Each RUN_DIR is a `vtok train -o` folder holding NAME.safetensors and its manifest.json entry; all
+must share one config. OUT gets NAME.safetensors (the float32 mean, stored in the runs' dtype) and a
+manifest.json entry with the first run's config and the new sha256; its held-out metrics are left
+out, since the runs' own do not describe the mean (recompute them before shipping).
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from vtok.files import atomic_path, sha256_of, write_json
+
+
+def mean_state(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The mean of same-keyed state dicts, computed in float32 and stored in the first's dtypes."""
+    if any(s.keys() != states[0].keys() or any(s[k].shape != v.shape for k, v in states[0].items()) for s in states):
+        raise SystemExit("the runs' weights do not have the same tensors")
+    return {k: (sum(s[k].float() for s in states) / len(states)).to(v.dtype) for k, v in states[0].items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("out", type=Path)
+    p.add_argument("runs", type=Path, nargs="+")
+    p.add_argument("--model", default="vtok-fsq")
+    args = p.parse_args(argv)
+    entries = [json.loads((run / "manifest.json").read_text())["models"][args.model] for run in args.runs]
+    if any(e["config"] != entries[0]["config"] for e in entries):
+        raise SystemExit("the runs were trained with different configs")
+    state = mean_state([load_file(str(run / e["file"])) for run, e in zip(args.runs, entries, strict=True)])
+    args.out.mkdir(parents=True, exist_ok=True)
+    weights = args.out / f"{args.model}.safetensors"
+    with atomic_path(weights) as tmp:
+        save_file(state, str(tmp), metadata={"name": args.model})
+    entry = {"file": weights.name, "sha256": sha256_of(weights), "config": entries[0]["config"]}
+    entry["training"] = {"mean_of": [str(run) for run in args.runs], "runs": [e["training"] for e in entries]}
+    write_json(args.out / "manifest.json", {"models": {args.model: entry}})
+    print(f"{weights}: the mean of {len(args.runs)} runs, sha256 {entry['sha256']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,46 @@
+"""benchmarks/mean_weights.py: the mean of runs' weights, as vtok-fsq 3e089fd8 was made."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+ROOT = Path(__file__).parent.parent
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("mean_weights", ROOT / "benchmarks" / "mean_weights.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_run(folder: Path, value: float, config: dict) -> None:
+    folder.mkdir()
+    save_file(
+        {"w": torch.full((2, 3), value, dtype=torch.float16), "n": torch.tensor([3])}, str(folder / "m.safetensors")
+    )
+    entry = {"file": "m.safetensors", "sha256": "-", "config": config, "training": {"steps": int(value)}}
+    (folder / "manifest.json").write_text(json.dumps({"models": {"m": entry}}))
+
+
+def test_the_mean_of_two_runs_keeps_their_dtypes_and_names_both(tmp_path):
+    make_run(tmp_path / "a", 1.0, {"width": 8})
+    make_run(tmp_path / "b", 4.0, {"width": 8})
+    assert load_script().main([str(tmp_path / "out"), str(tmp_path / "a"), str(tmp_path / "b"), "--model", "m"]) == 0
+    mean = load_file(str(tmp_path / "out" / "m.safetensors"))
+    assert mean["w"].dtype == torch.float16 and torch.equal(mean["w"], torch.full((2, 3), 2.5, dtype=torch.float16))
+    assert torch.equal(mean["n"], torch.tensor([3]))
+    entry = json.loads((tmp_path / "out" / "manifest.json").read_text())["models"]["m"]
+    assert entry["config"] == {"width": 8} and [r["steps"] for r in entry["training"]["runs"]] == [1, 4]
+
+
+def test_runs_of_different_configs_are_refused(tmp_path):
+    make_run(tmp_path / "a", 1.0, {"width": 8})
+    make_run(tmp_path / "b", 4.0, {"width": 16})
+    with pytest.raises(SystemExit, match="different configs"):
+        load_script().main([str(tmp_path / "out"), str(tmp_path / "a"), str(tmp_path / "b"), "--model", "m"])
+    assert not (tmp_path / "out").exists()
