@@ -48,7 +48,9 @@ def test_bf16_encode_keeps_most_codes_and_the_quality(clip, float32_for):
     # the codes that change sat near a rounding boundary: few, and no worse (about 3% without the
     # feedback pass, about 11% with it, 12% on this clip: bf16's differences reach the latent through both passes)
     assert (fast != exact).float().mean().item() < 0.2
-    assert abs(_psnr(model.decode(fast), x) - _psnr(model.decode(exact), x)) < 0.05
+    # no worse: either way on this 8-frame clip (vtok-fsq 3e089fd8: bf16 +0.08 dB); over the 18 test
+    # clips -0.001 dB, -0.012 to +0.007 per clip (benchmarks/bf16.py, 2026-12-07)
+    assert _psnr(model.decode(fast), x) > _psnr(model.decode(exact), x) - 0.05
 
 
 @needs_bf16
