@@ -1,9 +1,12 @@
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parent.parent  # the repository
 # Regenerate golden files with GENERATE_EXPECTED=1 pytest
 GENERATE = os.environ.get("GENERATE_EXPECTED") == "1"
 
@@ -38,6 +41,14 @@ def float32_for(monkeypatch):
     monkeypatch.delenv("VTOK_ENCODER_BF16", raising=False)
     monkeypatch.delenv("VTOK_DECODER_BF16", raising=False)
     cpu_bf16.cache_clear()
+
+
+def load_script(path: Path) -> ModuleType:
+    """A script outside the package (benchmarks/, fuzz/), imported from its file as a module."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def default_grid(height: int, width: int) -> tuple[int, int]:

@@ -2,7 +2,6 @@
 edge cases, a seeded mutation run over the seed corpus, and a short atheris run when it is installed.
 Whatever the bytes, reading raises ContainerError or nothing."""
 
-import importlib.util
 import io
 import os
 import struct
@@ -11,24 +10,20 @@ import sys
 import tracemalloc
 import zlib
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA
+from conftest import DATA, ROOT, load_script
 
 from vtok import ContainerError
 from vtok.format import MAGIC, Header, VtokReader
 from vtok.format.chunks import INDEX_ENTRY, PREAMBLE, TRAILER, pack_chunk
 
-ROOT = Path(__file__).resolve().parent.parent
 FUZZ = ROOT / "fuzz"
 SEEDS = sorted((FUZZ / "corpus").glob("*.vtok"))
 FOUND = sorted((DATA / "fuzz").glob("*.vtok"))
 
-_spec = importlib.util.spec_from_file_location("fuzz_reader", FUZZ / "fuzz_reader.py")
-fuzz_reader = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fuzz_reader)
+fuzz_reader = load_script(FUZZ / "fuzz_reader.py")
 
 
 def read_all(data: bytes) -> None:

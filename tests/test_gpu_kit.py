@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, load_script
 
 from vtok.model.registry import resolve
 from vtok.train import WindowSampler
 from vtok.train.data import _decode_all, build_cache
-
-ROOT = Path(__file__).parent.parent
 
 
 def _dry_run_env(tmp_path: Path, out: Path, **settings: str) -> dict[str, str]:
@@ -145,11 +144,7 @@ def test_gpu_run_checks_its_prerequisites_first(tmp_path):
 
 
 def test_a_step_past_its_limit_is_stopped_with_its_children(tmp_path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("gpu_run", ROOT / "benchmarks" / "gpu_run.py")
-    gpu_run = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gpu_run)
+    gpu_run = load_script(ROOT / "benchmarks" / "gpu_run.py")
     run = gpu_run.Run.from_env({"OUT": str(tmp_path)})
     marker = tmp_path / "late"
     step = gpu_run.run_step(run, "slow", ["bash", "-c", f"(sleep 3; touch {marker}) & sleep 30"], timeout=1)

@@ -1,21 +1,16 @@
 """benchmarks/mean_weights.py: the mean of runs' weights, as vtok-fsq 3e089fd8 was made."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT, load_script
 from safetensors.torch import load_file, save_file
 
-ROOT = Path(__file__).parent.parent
 
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("mean_weights", ROOT / "benchmarks" / "mean_weights.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def mean_weights():
+    return load_script(ROOT / "benchmarks" / "mean_weights.py")
 
 
 def make_run(folder: Path, value: float, config: dict) -> None:
@@ -30,7 +25,7 @@ def make_run(folder: Path, value: float, config: dict) -> None:
 def test_the_mean_of_two_runs_keeps_their_dtypes_and_names_both(tmp_path):
     make_run(tmp_path / "a", 1.0, {"width": 8})
     make_run(tmp_path / "b", 4.0, {"width": 8})
-    assert load_script().main([str(tmp_path / "out"), str(tmp_path / "a"), str(tmp_path / "b"), "--model", "m"]) == 0
+    assert mean_weights().main([str(tmp_path / "out"), str(tmp_path / "a"), str(tmp_path / "b"), "--model", "m"]) == 0
     mean = load_file(str(tmp_path / "out" / "m.safetensors"))
     assert mean["w"].dtype == torch.float16 and torch.equal(mean["w"], torch.full((2, 3), 2.5, dtype=torch.float16))
     assert torch.equal(mean["n"], torch.tensor([3]))
@@ -42,5 +37,5 @@ def test_runs_of_different_configs_are_refused(tmp_path):
     make_run(tmp_path / "a", 1.0, {"width": 8})
     make_run(tmp_path / "b", 4.0, {"width": 16})
     with pytest.raises(SystemExit, match="different configs"):
-        load_script().main([str(tmp_path / "out"), str(tmp_path / "a"), str(tmp_path / "b"), "--model", "m"])
+        mean_weights().main([str(tmp_path / "out"), str(tmp_path / "a"), str(tmp_path / "b"), "--model", "m"])
     assert not (tmp_path / "out").exists()

@@ -1,16 +1,10 @@
 """README.md's result tables are the ones benchmarks/tables.py makes from the committed JSON."""
 
-import importlib.util
-from pathlib import Path
-
-ROOT = Path(__file__).parent.parent
+from conftest import ROOT, load_script
 
 
 def load_tables():
-    spec = importlib.util.spec_from_file_location("tables", ROOT / "benchmarks" / "tables.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "benchmarks" / "tables.py")
 
 
 def test_readme_tables_match_the_committed_results():
