@@ -14,9 +14,9 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from vtok.files import atomic_path, sha256_of, write_json
+from vtok.train.checkpoint import write_weights
 
 
 def mean_state(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -36,14 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     if any(e["config"] != entries[0]["config"] for e in entries):
         raise SystemExit("the runs were trained with different configs")
     state = mean_state([load_file(str(run / e["file"])) for run, e in zip(args.runs, entries, strict=True)])
-    args.out.mkdir(parents=True, exist_ok=True)
-    weights = args.out / f"{args.model}.safetensors"
-    with atomic_path(weights) as tmp:
-        save_file(state, str(tmp), metadata={"name": args.model})
-    entry = {"file": weights.name, "sha256": sha256_of(weights), "config": entries[0]["config"]}
-    entry["training"] = {"mean_of": [str(run) for run in args.runs], "runs": [e["training"] for e in entries]}
-    write_json(args.out / "manifest.json", {"models": {args.model: entry}})
-    print(f"{weights}: the mean of {len(args.runs)} runs, sha256 {entry['sha256']}")
+    training = {"mean_of": [str(run) for run in args.runs], "runs": [e["training"] for e in entries]}
+    entry = write_weights(args.out, args.model, state, config=entries[0]["config"], training=training)
+    print(f"{args.out / entry['file']}: the mean of {len(args.runs)} runs, sha256 {entry['sha256']}")
     return 0
 
 

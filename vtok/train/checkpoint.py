@@ -31,6 +31,7 @@ __all__ = [
     "save_checkpoint",
     "restore",
     "export",
+    "write_weights",
 ]
 
 
@@ -229,22 +230,29 @@ def restore(model: Tokenizer, opt: torch.optim.Optimizer, init: dict | None, log
 
 
 def export(result: TrainResult, *, name: str, config: ModelConfig, out_dir: Path, data: list[str]) -> dict:
-    """Write `out_dir/NAME.safetensors` (float16) and its entry in `out_dir/manifest.json`; return the entry.
+    """Write `out_dir/NAME.safetensors` (float16) and its entry in `out_dir/manifest.json`; return the entry."""
+    half = {k: v.half() if v.is_floating_point() else v for k, v in result.state.items()}
+    return write_weights(
+        out_dir,
+        name,
+        half,
+        config=config.to_dict(),
+        training={"data": data, "steps": result.steps, "seconds": round(result.seconds)},
+        metrics={f"heldout_windows_{k}": v for k, v in result.metrics.items()},
+    )
+
+
+def write_weights(out_dir: Path, name: str, state: dict[str, torch.Tensor], **fields: object) -> dict:
+    """Write `out_dir/NAME.safetensors` (the tensors as given) and its entry in `out_dir/manifest.json`:
+    file, sha256, then `fields` (config, training, metrics). Return the entry.
 
     Other entries of an existing manifest are kept.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     weights = out_dir / f"{name}.safetensors"
-    half = {k: v.half() if v.is_floating_point() else v for k, v in result.state.items()}
     with atomic_path(weights) as tmp:
-        save_file(half, str(tmp), metadata={"name": name})
-    entry = {
-        "file": weights.name,
-        "sha256": sha256_of(weights),
-        "config": config.to_dict(),
-        "training": {"data": data, "steps": result.steps, "seconds": round(result.seconds)},
-        "metrics": {f"heldout_windows_{k}": v for k, v in result.metrics.items()},
-    }
+        save_file(state, str(tmp), metadata={"name": name})
+    entry = {"file": weights.name, "sha256": sha256_of(weights), **fields}
     manifest_path = out_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": {}}
     manifest["models"][name] = entry
