@@ -53,7 +53,7 @@ def test_bf16_encode_keeps_most_codes_and_the_quality(float32_for):
     assert (fast != exact).float().mean().item() < 0.2
     # the same quality either way, on 32 frames at 256x256 (-0.005 to +0.005 dB for four vtok-fsq weights;
     # the 8 small frames of `clip` swung -0.06 to +0.08); over the 18 test clips -0.010 to +0.009 per clip
-    # (benchmarks/bf16.py, 2026-12-07)
+    # (vtok-fsq d545834c; benchmarks/results/architectures/bf16_2026-12-07c.json)
     assert abs(_psnr(model.decode(fast), x) - _psnr(model.decode(exact), x)) < 0.05
 
 
