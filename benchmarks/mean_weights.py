@@ -1,12 +1,14 @@
-"""The mean of several training runs' weights of one model, weight by weight: how vtok-fsq 3e089fd8
-was made from two seeds of one resume (benchmarks/results/architectures.md, twenty-eighth session).
+"""The mean of several training runs' weights of one model, weight by weight: how the shipped vtok-fsq
+has been made since 3e089fd8, from two seeds of one resume (benchmarks/results/architectures.md,
+twenty-eighth session on).
 
     python benchmarks/mean_weights.py OUT RUN_DIR RUN_DIR... [--model vtok-fsq]
 
 Each RUN_DIR is a `vtok train -o` folder holding NAME.safetensors and its manifest.json entry; all
-must share one config. OUT gets NAME.safetensors (the float32 mean, stored in the runs' dtype) and a
-manifest.json entry with the first run's config and the new sha256; its held-out metrics are left
-out, since the runs' own do not describe the mean (recompute them before shipping).
+must share one config, and each file must match its manifest sha256. OUT gets NAME.safetensors (the
+float32 mean, stored in the runs' dtype) and a manifest.json entry with the first run's config and
+the new sha256; its held-out metrics are left out, since the runs' own do not describe the mean
+(recompute them before shipping).
 """
 
 import argparse
@@ -16,6 +18,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from vtok.files import sha256_of
 from vtok.train.checkpoint import write_weights
 
 
@@ -24,6 +27,14 @@ def mean_state(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]
     if any(s.keys() != states[0].keys() or any(s[k].shape != v.shape for k, v in states[0].items()) for s in states):
         raise SystemExit("the runs' weights do not have the same tensors")
     return {k: (sum(s[k].float() for s in states) / len(states)).to(v.dtype) for k, v in states[0].items()}
+
+
+def verified_state(run: Path, entry: dict) -> dict[str, torch.Tensor]:
+    """A run's weights as stored, once their sha256 matches the run's manifest entry."""
+    path = run / entry["file"]
+    if sha256_of(path) != entry["sha256"]:
+        raise SystemExit(f"{path} does not match its manifest sha256")
+    return load_file(str(path))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     entries = [json.loads((run / "manifest.json").read_text())["models"][args.model] for run in args.runs]
     if any(e["config"] != entries[0]["config"] for e in entries):
         raise SystemExit("the runs were trained with different configs")
-    state = mean_state([load_file(str(run / e["file"])) for run, e in zip(args.runs, entries, strict=True)])
+    state = mean_state([verified_state(run, e) for run, e in zip(args.runs, entries, strict=True)])
     training = {"mean_of": [str(run) for run in args.runs], "runs": [e["training"] for e in entries]}
     entry = write_weights(args.out, args.model, state, config=entries[0]["config"], training=training)
     print(f"{args.out / entry['file']}: the mean of {len(args.runs)} runs, sha256 {entry['sha256']}")

@@ -1,4 +1,4 @@
-"""benchmarks/mean_weights.py: the mean of runs' weights, as vtok-fsq 3e089fd8 was made."""
+"""benchmarks/mean_weights.py: the mean of runs' weights, as the shipped vtok-fsq is made."""
 
 import json
 from pathlib import Path
@@ -8,6 +8,8 @@ import torch
 from conftest import ROOT, load_script
 from safetensors.torch import load_file, save_file
 
+from vtok.files import sha256_of
+
 
 def mean_weights():
     return load_script(ROOT / "benchmarks" / "mean_weights.py")
@@ -15,10 +17,9 @@ def mean_weights():
 
 def make_run(folder: Path, value: float, config: dict) -> None:
     folder.mkdir()
-    save_file(
-        {"w": torch.full((2, 3), value, dtype=torch.float16), "n": torch.tensor([3])}, str(folder / "m.safetensors")
-    )
-    entry = {"file": "m.safetensors", "sha256": "-", "config": config, "training": {"steps": int(value)}}
+    weights = folder / "m.safetensors"
+    save_file({"w": torch.full((2, 3), value, dtype=torch.float16), "n": torch.tensor([3])}, str(weights))
+    entry = {"file": weights.name, "sha256": sha256_of(weights), "config": config, "training": {"steps": int(value)}}
     (folder / "manifest.json").write_text(json.dumps({"models": {"m": entry}}))
 
 
@@ -37,5 +38,16 @@ def test_runs_of_different_configs_are_refused(tmp_path):
     make_run(tmp_path / "a", 1.0, {"width": 8})
     make_run(tmp_path / "b", 4.0, {"width": 16})
     with pytest.raises(SystemExit, match="different configs"):
+        mean_weights().main([str(tmp_path / "out"), str(tmp_path / "a"), str(tmp_path / "b"), "--model", "m"])
+    assert not (tmp_path / "out").exists()
+
+
+def test_weights_that_do_not_match_their_sha256_are_refused(tmp_path):
+    make_run(tmp_path / "a", 1.0, {"width": 8})
+    make_run(tmp_path / "b", 4.0, {"width": 8})
+    save_file(
+        {"w": torch.zeros((2, 3), dtype=torch.float16), "n": torch.tensor([3])}, str(tmp_path / "b" / "m.safetensors")
+    )
+    with pytest.raises(SystemExit, match="does not match its manifest sha256"):
         mean_weights().main([str(tmp_path / "out"), str(tmp_path / "a"), str(tmp_path / "b"), "--model", "m"])
     assert not (tmp_path / "out").exists()
