@@ -29,9 +29,19 @@ def mean_state(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]
     return {k: (sum(s[k].float() for s in states) / len(states)).to(v.dtype) for k, v in states[0].items()}
 
 
+def run_entry(run: Path, model: str) -> dict:
+    """The manifest entry of `model` in a run folder."""
+    try:
+        return json.loads((run / "manifest.json").read_text())["models"][model]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise SystemExit(f"{run}: no manifest.json entry for {model}") from None
+
+
 def verified_state(run: Path, entry: dict) -> dict[str, torch.Tensor]:
     """A run's weights as stored, once their sha256 matches the run's manifest entry."""
     path = run / entry["file"]
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing")
     if sha256_of(path) != entry["sha256"]:
         raise SystemExit(f"{path} does not match its manifest sha256")
     return load_file(str(path))
@@ -43,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("runs", type=Path, nargs="+")
     p.add_argument("--model", default="vtok-fsq")
     args = p.parse_args(argv)
-    entries = [json.loads((run / "manifest.json").read_text())["models"][args.model] for run in args.runs]
+    entries = [run_entry(run, args.model) for run in args.runs]
     if any(e["config"] != entries[0]["config"] for e in entries):
         raise SystemExit("the runs were trained with different configs")
     state = mean_state([verified_state(run, e) for run, e in zip(args.runs, entries, strict=True)])

@@ -42,12 +42,23 @@ def test_runs_of_different_configs_are_refused(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_weights_that_do_not_match_their_sha256_are_refused(tmp_path):
+def _replace_weights(run: Path) -> None:
+    save_file({"w": torch.zeros((2, 3), dtype=torch.float16), "n": torch.tensor([3])}, str(run / "m.safetensors"))
+
+
+@pytest.mark.parametrize(
+    "spoil, message",
+    [
+        (_replace_weights, "does not match its manifest sha256"),
+        (lambda run: (run / "m.safetensors").unlink(), "is missing"),
+        (lambda run: (run / "manifest.json").unlink(), "no manifest.json entry for m"),
+    ],
+    ids=["other weights", "no weights", "no manifest"],
+)
+def test_a_run_without_its_verified_weights_is_refused(tmp_path, spoil, message):
     make_run(tmp_path / "a", 1.0, {"width": 8})
     make_run(tmp_path / "b", 4.0, {"width": 8})
-    save_file(
-        {"w": torch.zeros((2, 3), dtype=torch.float16), "n": torch.tensor([3])}, str(tmp_path / "b" / "m.safetensors")
-    )
-    with pytest.raises(SystemExit, match="does not match its manifest sha256"):
+    spoil(tmp_path / "b")
+    with pytest.raises(SystemExit, match=message):
         mean_weights().main([str(tmp_path / "out"), str(tmp_path / "a"), str(tmp_path / "b"), "--model", "m"])
     assert not (tmp_path / "out").exists()
