@@ -56,7 +56,7 @@ Refine = Annotated[
     int,
     typer.Option(
         help="Gradient steps on each block's latent against the decoder before it is quantized: with 30, "
-        "+0.8 to +1.3 dB on the test clips, at about 15x the encode time. 0 is off.",
+        "+0.6 to +1.4 dB on the test clips, at about 9x the encode time. 0 is off.",
         min=0,
         metavar="STEPS",
     ),

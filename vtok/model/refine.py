@@ -1,7 +1,7 @@
 """Encoder-side refinement: each block's latent optimised against the decoder before it is quantized.
 
 The encoder is small and amortised: one forward pass guesses the latent. Gradient steps on the
-decoded error find latents that decode better, by +0.8 to +1.3 dB at the whole budget levels after
+decoded error find latents that decode better, by +0.6 to +1.4 dB at the whole budget levels after
 30 steps on the test clips (README, benchmarks/results/refine.json), with the same decoder: files
 stay the same format and any vtok decodes them.
 
@@ -9,10 +9,10 @@ The loss is measured at each budget level of the layout in turn (the full budget
 keeping 3, 2 and 1 levels), so that the codes stay good at every budget the elastic search or
 `vtok trim` may choose: they still do not depend on the budget a block gets.
 
-It costs a decoder pass forward and back per step, so an encode with 30 steps runs about 15x
-slower; every level gets a step from 4 steps up. Gradients differ with the thread count, so refined
-codes may too. Models with context are refused: their blocks decode with a context that refinement
-does not have.
+It costs a decoder pass forward and back per step, so an encode with 30 steps runs about 9x slower;
+every level gets a step from 4 steps up. Gradients differ with the thread count, so refined codes
+may too. Models with context are refused: their blocks decode with a context that refinement does
+not have.
 """
 
 import math
