@@ -16,9 +16,9 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
-from vtok.files import sha256_of
+from vtok.errors import ModelError
+from vtok.model.registry import verified_weights
 from vtok.train.checkpoint import write_weights
 
 
@@ -37,16 +37,6 @@ def run_entry(run: Path, model: str) -> dict:
         raise SystemExit(f"{run}: no manifest.json entry for {model}") from None
 
 
-def verified_state(run: Path, entry: dict) -> dict[str, torch.Tensor]:
-    """A run's weights as stored, once their sha256 matches the run's manifest entry."""
-    path = run / entry["file"]
-    if not path.is_file():
-        raise SystemExit(f"{path} is missing")
-    if sha256_of(path) != entry["sha256"]:
-        raise SystemExit(f"{path} does not match its manifest sha256")
-    return load_file(str(path))
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("out", type=Path)
@@ -56,7 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     entries = [run_entry(run, args.model) for run in args.runs]
     if any(e["config"] != entries[0]["config"] for e in entries):
         raise SystemExit("the runs were trained with different configs")
-    state = mean_state([verified_state(run, e) for run, e in zip(args.runs, entries, strict=True)])
+    try:
+        states = [
+            verified_weights(run / e["file"], e["sha256"], f"{run}#{args.model}")
+            for run, e in zip(args.runs, entries, strict=True)
+        ]
+    except ModelError as e:
+        raise SystemExit(str(e)) from None
+    state = mean_state(states)
     training = {"mean_of": [str(run) for run in args.runs], "runs": [e["training"] for e in entries]}
     entry = write_weights(args.out, args.model, state, config=entries[0]["config"], training=training)
     print(f"{args.out / entry['file']}: the mean of {len(args.runs)} runs, sha256 {entry['sha256']}")

@@ -29,6 +29,7 @@ __all__ = [
     "resolve",
     "load",
     "load_model",
+    "verified_weights",
     "list_models",
     "builtin_dir",
     "pick_device",
@@ -123,16 +124,22 @@ def list_models() -> list[ModelEntry]:
     return [_entry(builtin_dir(), name, "builtin") for name in sorted(_read_manifest(builtin_dir(), "builtin"))]
 
 
-def load_model(entry: ModelEntry, device: str = "cpu") -> Tokenizer:
-    """Build the tokenizer of `entry`, load its verified weights strictly, and put it in eval mode (float32)."""
+def verified_weights(path: Path, sha256: str, name: str) -> dict[str, torch.Tensor]:
+    """The tensors of the weights file `path`, as stored, once its sha256 matches the manifest's
+    `sha256`; `name` (a model spec) names it in the ModelError otherwise."""
     from safetensors.torch import load_file
 
-    if not entry.path.is_file():
-        raise ModelError(f"model {entry.name}: weights file {entry.path} is missing")
-    if sha256_of(entry.path) != entry.sha256:
-        raise ModelError(f"model {entry.name}: {entry.path.name} does not match its manifest sha256")
+    if not path.is_file():
+        raise ModelError(f"model {name}: weights file {path} is missing")
+    if sha256_of(path) != sha256:
+        raise ModelError(f"model {name}: {path.name} does not match its manifest sha256")
+    return load_file(str(path))
+
+
+def load_model(entry: ModelEntry, device: str = "cpu") -> Tokenizer:
+    """Build the tokenizer of `entry`, load its verified weights strictly, and put it in eval mode (float32)."""
     model = Tokenizer(entry.config)
-    state = {k: v.float() for k, v in load_file(str(entry.path)).items()}
+    state = {k: v.float() for k, v in verified_weights(entry.path, entry.sha256, entry.name).items()}
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
