@@ -12,13 +12,12 @@ the new sha256; its held-out metrics are left out, since the runs' own do not de
 """
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 
 from vtok.errors import ModelError
-from vtok.model.registry import verified_weights
+from vtok.model.registry import read_manifest, verified_weights
 from vtok.train.checkpoint import write_weights
 
 
@@ -32,8 +31,8 @@ def mean_state(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]
 def run_entry(run: Path, model: str) -> dict:
     """The manifest entry of `model` in a run folder."""
     try:
-        return json.loads((run / "manifest.json").read_text())["models"][model]
-    except (OSError, ValueError, KeyError, TypeError):
+        return read_manifest(run, str(run))[model]
+    except (ModelError, KeyError, OSError):
         raise SystemExit(f"{run}: no manifest.json entry for {model}") from None
 
 

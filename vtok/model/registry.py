@@ -30,6 +30,7 @@ __all__ = [
     "load",
     "load_model",
     "verified_weights",
+    "read_manifest",
     "list_models",
     "builtin_dir",
     "pick_device",
@@ -55,7 +56,8 @@ class ModelEntry:
     metrics: dict
 
 
-def _read_manifest(folder: Path, origin: str) -> dict:
+def read_manifest(folder: Path, origin: str) -> dict:
+    """The `models` dict of `folder/manifest.json`; `origin` names the folder in the ModelError otherwise."""
     path = folder / "manifest.json"
     try:
         models = json.loads(path.read_text())["models"]
@@ -69,7 +71,7 @@ def _read_manifest(folder: Path, origin: str) -> dict:
 
 
 def _entry(folder: Path, name: str | None, origin: str) -> ModelEntry:
-    models = _read_manifest(folder, origin)
+    models = read_manifest(folder, origin)
     if name is None:
         if len(models) != 1:
             raise ModelError(f"{origin}: holds {', '.join(sorted(models))}; pick one with '#NAME'")
@@ -121,7 +123,7 @@ def resolve(spec: str = DEFAULT_MODEL) -> ModelEntry:
 
 def list_models() -> list[ModelEntry]:
     """The built-in models."""
-    return [_entry(builtin_dir(), name, "builtin") for name in sorted(_read_manifest(builtin_dir(), "builtin"))]
+    return [_entry(builtin_dir(), name, "builtin") for name in sorted(read_manifest(builtin_dir(), "builtin"))]
 
 
 def verified_weights(path: Path, sha256: str, name: str) -> dict[str, torch.Tensor]:
