@@ -365,6 +365,20 @@ def test_resuming_into_a_deeper_encoder_starts_from_the_same_codes():
     assert deep.encoder[3].conv2.weight.grad.abs().sum() > 0
 
 
+def test_resuming_into_a_wide_encoder_starts_from_the_same_codes():
+    fine = dict(width=8, latent_width=16, encoder_depth=1, decoder_depth=1, stride=4, levels=4, feedback=True)
+    plain, wide = Tokenizer(ModelConfig(**fine)), Tokenizer(ModelConfig(**fine, encoder_wide=True))
+    logs = _fit_randomised(plain, wide)
+    assert logs == ["encoder: a wide view added after the residual blocks; it starts at zero"]
+    x = torch.rand(2, 3, 4, 36, 44) * 2 - 1  # a 9 x 11 token grid: the view pads its odd sides
+    with torch.no_grad():
+        (y_plain, z_plain, i_plain), (y_wide, z_wide, i_wide) = plain(x), wide(x)
+    assert torch.equal(z_plain, z_wide) and torch.equal(i_plain, i_wide) and torch.equal(y_plain, y_wide)
+    assert torch.equal(plain.encode(x), wide.encode(x))
+    wide(x)[1].square().mean().backward()  # the view learns: its last convolution gets a gradient
+    assert wide.encoder[2].low[-2].weight.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize(
     "narrow_spec, wide_spec, looks",
     [

@@ -1,4 +1,5 @@
-"""The tokenizer's layers: a channel RMS norm, a residual block and the stride-4 decoder.
+"""The tokenizer's layers: a channel RMS norm, a residual block, a wide view (a branch at half the
+resolution) and the stride-4 decoder.
 
 Shapes are (B, C, H, W) throughout; all are fully convolutional, so any height and width work.
 """
@@ -7,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ChannelNorm", "ResBlock", "FineDecoder"]
+__all__ = ["ChannelNorm", "ResBlock", "WideView", "FineDecoder"]
 
 
 class _RmsNormOverChannels(torch.autograd.Function):
@@ -61,6 +62,39 @@ class ResBlock(nn.Module):
         return x + self.conv2(F.silu(self.norm2(self.conv1(F.silu(self.norm1(x))))))
 
 
+def _low_branch(c: int, lc: int, depth: int) -> nn.Sequential:
+    """(B, c, h, w) with h and w even -> (B, c, h, w): residual blocks at half the resolution."""
+    return nn.Sequential(
+        nn.Conv2d(c, lc, 2, stride=2),
+        *[ResBlock(lc) for _ in range(depth)],
+        ChannelNorm(lc),
+        nn.SiLU(),
+        nn.Conv2d(lc, 4 * c, 1),
+        nn.PixelShuffle(2),
+    )
+
+
+def _run_low(low: nn.Sequential, y: torch.Tensor) -> torch.Tensor:
+    """low(y) for y (B, c, h, w) of any h and w: an odd side is padded by replication, and cropped after."""
+    h, w = y.shape[-2:]
+    odd = F.pad(y, (0, w % 2, 0, h % 2), mode="replicate") if h % 2 or w % 2 else y
+    return low(odd)[..., :h, :w]
+
+
+class WideView(nn.Module):
+    """y + a branch at half y's resolution: (B, c, h, w) -> (B, c, h, w), with a view twice as wide
+    for the same depth. The branch's output starts at zero, so a model given one works as before."""
+
+    def __init__(self, c: int, lc: int, depth: int):
+        super().__init__()
+        self.low = _low_branch(c, lc, depth)
+        nn.init.zeros_(self.low[-2].weight)
+        nn.init.zeros_(self.low[-2].bias)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return y + _run_low(self.low, y)
+
+
 class FineDecoder(nn.Module):
     """Stride-4 decoder: features at 1/4 resolution plus a 1/8 branch for a wider view.
 
@@ -70,21 +104,11 @@ class FineDecoder(nn.Module):
     def __init__(self, c_in: int, c: int, lc: int, depth: int, stem: int):
         super().__init__()
         self.inp = nn.Conv2d(c_in, c, 3, padding=1)
-        self.low = nn.Sequential(
-            nn.Conv2d(c, lc, 2, stride=2),
-            *[ResBlock(lc) for _ in range(depth)],
-            ChannelNorm(lc),
-            nn.SiLU(),
-            nn.Conv2d(lc, 4 * c, 1),
-            nn.PixelShuffle(2),
-        )
+        self.low = _low_branch(c, lc, depth)
         self.high = nn.Sequential(
             *[ResBlock(c) for _ in range(depth)], ChannelNorm(c), nn.SiLU(), nn.Conv2d(c, stem, 1)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.inp(x)
-        h, w = y.shape[-2:]
-        odd = F.pad(y, (0, w % 2, 0, h % 2), mode="replicate") if h % 2 or w % 2 else y
-        low = self.low(odd)[..., :h, :w]
-        return self.high(y + low)
+        return self.high(y + _run_low(self.low, y))

@@ -23,6 +23,8 @@ optimised against the decoder (vtok.model.refine) decode about 1 dB better than 
 With `feedback_coarse`, that pass also sees the error without the finest level (a quarter of the
 tokens), so that it can weigh what small budgets keep. With `feedback_passes` above 1, further
 passes, each with its own weights, look again at what the corrected latent's codes decode to.
+With `encoder_wide`, the first encoder pass adds a branch at 1/8 resolution, as the decoder has, so
+that the coarse positions, which a small budget keeps alone, see more of the tile they stand for.
 """
 
 import os
@@ -36,7 +38,7 @@ from torch import nn
 
 from vtok import kernels
 from vtok.format.layout import FIRST_STRIDE, LAYOUTS, LEVELS, position_levels
-from vtok.model.layers import ChannelNorm, FineDecoder, ResBlock
+from vtok.model.layers import ChannelNorm, FineDecoder, ResBlock, WideView
 from vtok.quantize import make_quantizer
 
 __all__ = ["ModelConfig", "Tokenizer", "ARCHITECTURES", "feedback_latent_at"]
@@ -59,6 +61,7 @@ class ModelConfig:
     feedback: bool = False  # a second encoder pass sees the first pass's decoded error (stride 4 only)
     feedback_coarse: bool = False  # the feedback pass also sees the error at a quarter of the tokens
     feedback_passes: int = 1  # feedback passes, each with its own weights, each seeing the last one's error
+    encoder_wide: bool = False  # the first encoder pass adds a 1/8-resolution branch (stride 4 only)
 
     def __post_init__(self) -> None:
         if (self.stride, self.levels) not in LAYOUTS:
@@ -67,6 +70,8 @@ class ModelConfig:
             raise ValueError("a level map needs the stride-4 layout")
         if self.feedback and (self.stride != 4 or self.context):
             raise ValueError("feedback needs the stride-4 layout and no context")
+        if self.encoder_wide and self.stride != 4:
+            raise ValueError("a wide encoder needs the stride-4 layout")
         if self.feedback_coarse and not self.feedback:
             raise ValueError("feedback_coarse needs feedback")
         if self.feedback_passes < 1 or (self.feedback_passes > 1 and not self.feedback):
@@ -118,6 +123,9 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     # 22 LFQ bits, 4,194,304 codes, with vtok-lfq's two looks: +0.19 to +0.29 dB from 16 to 256 tokens
     # per frame, 0.11 behind at 1,024, also with half the windows at the full budget (2026-12-06)
     "vtok-lfq-4m": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 22}, feedback=True, feedback_passes=2),
+    # a 1/8-resolution branch in the first encoder pass: coarse positions, which small budgets keep
+    # alone, can see more of the tile they stand for (2026-12-07)
+    "vtok-fsq-wide-encoder": ModelConfig(**_FINE, quantizer=_FSQ_1M, feedback=True, encoder_wide=True),
     "vtok-fsq-s8": ModelConfig(),  # the first design: one token per 4x8x8 pixels
     "vtok-lfq-s8": ModelConfig(quantizer={"kind": "lfq", "bits": 16}),
 }
@@ -171,12 +179,14 @@ def feedback_latent_at(config: ModelConfig) -> int:
     return 2 * _FRAME_CHANNELS * config.frames
 
 
-def _encoder_pass(channels: int, width: int, depth: int, dim: int) -> nn.Sequential:
+def _encoder_pass(channels: int, width: int, depth: int, dim: int, wide: int = 0) -> nn.Sequential:
     """One stride-4 encoder pass: (B, channels, h, w) -> latent-sized (B, dim, h, w), at token
-    resolution: the encoder itself, and each feedback pass."""
+    resolution: the encoder itself, and each feedback pass. wide > 0 adds, after the residual
+    blocks, a branch of that many channels at 1/8 resolution (WideView)."""
     return nn.Sequential(
         nn.Conv2d(channels, width, 1),
         *[ResBlock(width) for _ in range(depth)],
+        *([WideView(width, wide, depth)] if wide else []),
         ChannelNorm(width),
         nn.SiLU(),
         nn.Conv2d(width, dim, 1),
@@ -208,7 +218,8 @@ class Tokenizer(nn.Module):
         dim = self.quantizer.dim
         if config.stride == 4:
             level_channels = config.levels if config.level_map else 0  # the level map, one-hot
-            self.encoder = _encoder_pass(stem + level_channels, c, de, dim)
+            wide = lc if config.encoder_wide else 0
+            self.encoder = _encoder_pass(stem + level_channels, c, de, dim, wide)
             context = _FRAME_CHANNELS + 1 if config.context else 0  # the frame, and a flag: "has context"
             self.decoder = FineDecoder(dim + 1 + context + level_channels, c, lc, dd, stem)
             if config.feedback:  # sees x, its error at the full budget, and the latent; adds a correction

@@ -63,12 +63,13 @@ def adapt(state: dict, model: Tokenizer, log: Callable[[str], None]) -> dict:
 
     A convolution that took fewer input channels (the decoder before it took a keep mask) gets zero
     weights for the new ones, so the old behaviour is kept. An encoder or decoder with fewer residual
-    blocks per stage gets identity blocks appended (`_deepen`); a latent with fewer channels gets new ones
-    that the decoder starts by ignoring (`_widen_latent`). A tensor of any other shape keeps
+    blocks per stage gets identity blocks appended (`_deepen`); an encoder without a wide view gets one
+    whose output starts at zero (`_add_wide_view`); a latent with fewer channels gets new ones that
+    the decoder starts by ignoring (`_widen_latent`). A tensor of any other shape keeps
     `model`'s fresh initialisation.
     """
     own = model.state_dict()
-    state = _widen_latent(_deepen(state, model, own, log), model, own, log)
+    state = _widen_latent(_add_wide_view(_deepen(state, model, own, log), model, own, log), model, own, log)
     if not any(k in own and v.shape == own[k].shape for k, v in state.items()):
         raise VtokError("the weights to resume from share no layer with this architecture")
     out = {k: v for k, v in own.items() if k not in state}  # layers the old model lacked start fresh
@@ -132,6 +133,28 @@ def _deepen(state: dict, model: Tokenizer, own: dict, log: Callable[[str], None]
                     out[f"{stage}.{i}.{name}"] = torch.zeros_like(own[f"{stage}.{i}.{name}"])
         state = out
     return state
+
+
+def _add_wide_view(state: dict, model: Tokenizer, own: dict, log: Callable[[str], None]) -> dict:
+    """Weights of a stride-4 model whose first encoder pass had no WideView, renumbered for `model`'s,
+    which has one after its residual blocks: the layers after the blocks move down one place, and the
+    view takes `model`'s weights (`own`, its state dict) with its last convolution at zero, so the
+    model codes exactly as before. Other weights pass unchanged."""
+    at = 1 + model.config.encoder_depth  # the view's index: after the opening convolution and the blocks
+    if not model.config.encoder_wide or f"encoder.{at}.low.0.weight" in state or f"encoder.{at}.weight" not in state:
+        return state
+    log("encoder: a wide view added after the residual blocks; it starts at zero")
+    out = {}
+    for key, value in state.items():
+        head, _, rest = key.partition("encoder.")
+        index, _, name = rest.partition(".")
+        if head == "" and index.isdigit() and int(index) >= at:
+            key = f"encoder.{int(index) + 1}.{name}"
+        out[key] = value
+    view = f"encoder.{at}.low"
+    last = f"{view}.{len(model.encoder[at].low) - 2}."  # the convolution before the pixel shuffle
+    out |= {k: torch.zeros_like(v) if k.startswith(last) else v for k, v in own.items() if k.startswith(view)}
+    return out
 
 
 def _widen_latent(state: dict, model: Tokenizer, own: dict, log: Callable[[str], None]) -> dict:
