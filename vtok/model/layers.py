@@ -1,5 +1,5 @@
 """The tokenizer's layers: a channel RMS norm, a residual block, a wide view (a branch at half the
-resolution) and the stride-4 decoder.
+resolution), and the stride-4 decoder and encoder passes.
 
 Shapes are (B, C, H, W) throughout; all are fully convolutional, so any height and width work.
 """
@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ChannelNorm", "ResBlock", "WideView", "FineDecoder"]
+__all__ = ["ChannelNorm", "ResBlock", "WideView", "FineDecoder", "encoder_pass", "correction"]
 
 
 class _RmsNormOverChannels(torch.autograd.Function):
@@ -112,3 +112,26 @@ class FineDecoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.inp(x)
         return self.high(y + _run_low(self.low, y))
+
+
+def encoder_pass(channels: int, width: int, depth: int, dim: int, wide: int = 0) -> nn.Sequential:
+    """One stride-4 encoder pass: (B, channels, h, w) -> latent-sized (B, dim, h, w), at token
+    resolution: the encoder itself, and each feedback pass. wide > 0 adds, after the residual
+    blocks, a branch of that many channels at 1/8 resolution (WideView)."""
+    return nn.Sequential(
+        nn.Conv2d(channels, width, 1),
+        *[ResBlock(width) for _ in range(depth)],
+        *([WideView(width, wide, depth)] if wide else []),
+        ChannelNorm(width),
+        nn.SiLU(),
+        nn.Conv2d(width, dim, 1),
+    )
+
+
+def correction(channels: int, width: int, depth: int, dim: int) -> nn.Sequential:
+    """A feedback pass (`encoder_pass`) whose correction starts at zero, so a model given a new
+    pass codes exactly as before."""
+    net = encoder_pass(channels, width, depth, dim)
+    nn.init.zeros_(net[-1].weight)
+    nn.init.zeros_(net[-1].bias)
+    return net

@@ -38,7 +38,7 @@ from torch import nn
 
 from vtok import kernels
 from vtok.format.layout import FIRST_STRIDE, LAYOUTS, LEVELS, position_levels
-from vtok.model.layers import ChannelNorm, FineDecoder, ResBlock, WideView
+from vtok.model.layers import ChannelNorm, FineDecoder, ResBlock, correction, encoder_pass
 from vtok.quantize import make_quantizer
 
 __all__ = ["ModelConfig", "Tokenizer", "ARCHITECTURES", "feedback_latent_at"]
@@ -180,29 +180,6 @@ def feedback_latent_at(config: ModelConfig) -> int:
     return 2 * _FRAME_CHANNELS * config.frames
 
 
-def _encoder_pass(channels: int, width: int, depth: int, dim: int, wide: int = 0) -> nn.Sequential:
-    """One stride-4 encoder pass: (B, channels, h, w) -> latent-sized (B, dim, h, w), at token
-    resolution: the encoder itself, and each feedback pass. wide > 0 adds, after the residual
-    blocks, a branch of that many channels at 1/8 resolution (WideView)."""
-    return nn.Sequential(
-        nn.Conv2d(channels, width, 1),
-        *[ResBlock(width) for _ in range(depth)],
-        *([WideView(width, wide, depth)] if wide else []),
-        ChannelNorm(width),
-        nn.SiLU(),
-        nn.Conv2d(width, dim, 1),
-    )
-
-
-def _correction(channels: int, width: int, depth: int, dim: int) -> nn.Sequential:
-    """A feedback pass (`_encoder_pass`) whose correction starts at zero, so a model given a new
-    pass codes exactly as before."""
-    net = _encoder_pass(channels, width, depth, dim)
-    nn.init.zeros_(net[-1].weight)
-    nn.init.zeros_(net[-1].bias)
-    return net
-
-
 class Tokenizer(nn.Module):
     """Encoder, quantizer and decoder.
 
@@ -220,15 +197,15 @@ class Tokenizer(nn.Module):
         if config.stride == 4:
             level_channels = config.levels if config.level_map else 0  # the level map, one-hot
             wide = lc if config.encoder_wide else 0
-            self.encoder = _encoder_pass(stem + level_channels, c, de, dim, wide)
+            self.encoder = encoder_pass(stem + level_channels, c, de, dim, wide)
             context = _FRAME_CHANNELS + 1 if config.context else 0  # the frame, and a flag: "has context"
             self.decoder = FineDecoder(dim + 1 + context + level_channels, c, lc, dd, stem)
             if config.feedback:  # sees x, its error at the full budget, and the latent; adds a correction
                 inputs = (1 + (2 if config.feedback_coarse else 1)) * stem + dim  # x, its errors, z
-                self.feedback = _correction(inputs, c, de, dim)
+                self.feedback = correction(inputs, c, de, dim)
                 # later passes are named apart, so that the shipped one-pass weights load unchanged
                 self.later_feedback = nn.ModuleList(
-                    _correction(inputs, c, de, dim) for _ in range(config.feedback_passes - 1)
+                    correction(inputs, c, de, dim) for _ in range(config.feedback_passes - 1)
                 )
             return
         if config.context:
