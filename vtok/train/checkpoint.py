@@ -100,6 +100,19 @@ def _stage_depth(state: dict, stage: str, first: int) -> int:
     return depth
 
 
+def _move_down(state: dict, stage: str, first: int, by: int) -> dict:
+    """`state` with the layers of the nn.Sequential `stage` from its index `first` on moved down `by`
+    places, to make room for new layers before them. Other weights pass unchanged."""
+    out = {}
+    for key, value in state.items():
+        head, _, rest = key.partition(f"{stage}.")
+        index, _, name = rest.partition(".")
+        if head == "" and index.isdigit() and int(index) >= first:
+            key = f"{stage}.{int(index) + by}.{name}"
+        out[key] = value
+    return out
+
+
 def _deepen(state: dict, model: Tokenizer, own: dict, log: Callable[[str], None]) -> dict:
     """Weights of a stride-4 model with fewer residual blocks per encoder or decoder stage,
     renumbered for `model`'s deeper one. Each new block is appended after the old ones with its last
@@ -118,20 +131,11 @@ def _deepen(state: dict, model: Tokenizer, own: dict, log: Callable[[str], None]
         if len(old) != 1 or not 0 < (was := old.pop()) < depth:
             continue
         log(f"{part}: {was} residual blocks per stage -> {depth}; the new ones start as the identity")
-        out = {}
-        for key, value in state.items():
-            for stage, first in stages:
-                head, _, rest = key.partition(f"{stage}.")
-                if head == "" and rest:
-                    index, _, name = rest.partition(".")
-                    if int(index) >= first + was:  # the layers after the blocks move down
-                        key = f"{stage}.{int(index) + depth - was}.{name}"
-            out[key] = value
         for stage, first in stages:
+            state = _move_down(state, stage, first + was, depth - was)  # the layers after the blocks
             for i in range(first + was, first + depth):
                 for name in ("conv2.weight", "conv2.bias"):
-                    out[f"{stage}.{i}.{name}"] = torch.zeros_like(own[f"{stage}.{i}.{name}"])
-        state = out
+                    state[f"{stage}.{i}.{name}"] = torch.zeros_like(own[f"{stage}.{i}.{name}"])
     return state
 
 
@@ -144,13 +148,7 @@ def _add_wide_view(state: dict, model: Tokenizer, own: dict, log: Callable[[str]
     if not model.config.encoder_wide or f"encoder.{at}.low.0.weight" in state or f"encoder.{at}.weight" not in state:
         return state
     log("encoder: a wide view added after the residual blocks; it starts at zero")
-    out = {}
-    for key, value in state.items():
-        head, _, rest = key.partition("encoder.")
-        index, _, name = rest.partition(".")
-        if head == "" and index.isdigit() and int(index) >= at:
-            key = f"encoder.{int(index) + 1}.{name}"
-        out[key] = value
+    out = _move_down(state, "encoder", at, 1)
     view = f"encoder.{at}.low"
     last = f"{view}.{len(model.encoder[at].low) - 2}."  # the convolution before the pixel shuffle
     out |= {k: torch.zeros_like(v) if k.startswith(last) else v for k, v in own.items() if k.startswith(view)}
