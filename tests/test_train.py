@@ -242,6 +242,8 @@ def test_window_sampler_needs_a_long_enough_video(counted_cache):
         ({"entropy_weight": 0.01}, "entropy_weight"),  # vtok-fsq has no entropy penalty
         ({"windows": -1}, "windows"),
         ({"loss": "l1"}, "loss"),
+        ({"resumed_lr": 0.0}, "resumed_lr"),
+        ({"resumed_lr": 1.5}, "resumed_lr"),
     ],
 )
 def test_train_config_check_names_the_bad_field(change, option):
@@ -377,6 +379,29 @@ def test_resuming_into_a_wide_encoder_starts_from_the_same_codes():
     assert torch.equal(plain.encode(x), wide.encode(x))
     wide(x)[1].square().mean().backward()  # the view learns: its last convolution gets a gradient
     assert wide.encoder[2].low[-2].weight.grad.abs().sum() > 0
+
+
+def test_resumed_layers_train_at_their_share_of_the_rate_and_a_checkpoint_keeps_the_shares(windows, tmp_path):
+    fine = dict(width=8, latent_width=16, encoder_depth=1, decoder_depth=1, stride=4, levels=4, feedback=True)
+    plain, wide = ModelConfig(**fine), ModelConfig(**fine, encoder_wide=True)
+    init = {k: v.clone() for k, v in Tokenizer(plain).state_dict().items()}
+    sampler, ckpt = FixedWindows(windows, size=32), tmp_path / "wide.checkpoint.safetensors"
+    run = schedule(steps=3, batch=2, lr=1e-2, resumed_lr=1e-6)
+    after = train_model(sampler, wide, run, init=init, checkpoint=ckpt, log=print).state
+    view = [k for k in after if k.startswith("encoder.2.low.") and k.endswith("weight")]
+    moved = {k: (after[k] - init[k]).abs().max().item() for k in init if k.endswith("weight") and k in after}
+    assert view and all(k not in init for k in view)  # the view is new: renamed layers are not
+    assert max(moved.values()) < 1e-6, moved  # the resumed layers barely move (Adam steps ~ lr)...
+    last = f"encoder.2.low.{len(Tokenizer(wide).encoder[2].low) - 2}.weight"  # starts at zero
+    assert after[last].abs().max() > 1e-4  # ...the new view learns at the full rate
+    saved = load_file(str(ckpt))
+    assert saved["optimizer.lr_scale.encoder.2.low.0.weight"].item() == 1.0
+    assert saved["optimizer.lr_scale.encoder.0.weight"].item() == pytest.approx(1e-6)
+    # continuing the run keeps its shares, though every layer is now in the weights it resumes from
+    logs = []
+    again = train_model(sampler, wide, schedule(steps=5, batch=2, lr=1e-2), init=saved, log=logs.append).state
+    assert any("resuming at step 3" in line for line in logs)
+    assert (again["encoder.0.weight"] - after["encoder.0.weight"]).abs().max() < 1e-6
 
 
 @pytest.mark.parametrize(

@@ -82,6 +82,18 @@ Resume = Annotated[
     ),
 ]
 
+ResumedLr = Annotated[
+    float,
+    typer.Option(
+        help="Share of the learning rate for the layers the --resume weights already had; layers new to "
+        "the architecture, or reshaped, train at the full rate. A run's own checkpoint keeps the shares it "
+        "began with.",
+        min=0,
+        max=1,
+        metavar="SHARE",
+    ),
+]
+
 
 def train(
     sources: TrainSources,
@@ -114,6 +126,7 @@ def train(
         int, typer.Option(help="Seeds the model's initialisation, the windows drawn and the keep masks.", metavar="N")
     ] = 0,
     resume: Resume = None,
+    resumed_lr: ResumedLr = 1.0,
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace a same-name model in the output.")] = False,
 ) -> None:
     """Train a tokenizer and write its weights and manifest entry."""
@@ -132,7 +145,9 @@ def train(
             prefix_scale=prefix_scale,
             entropy_weight=entropy_weight,
         )
-        data = dict(windows=windows, save_windows=save_windows, cache=cache, resume=resume, force=force)
+        data = dict(
+            windows=windows, save_windows=save_windows, cache=cache, resume=resume, resumed_lr=resumed_lr, force=force
+        )
         config = TrainConfig(model=model, out_dir=output, device=device, seed=seed, **schedule, **data)
         entry = run_training(sources, config, log=log)
     print(f"{model}: {entry['file']} sha256 {entry['sha256']} {entry['metrics']}")

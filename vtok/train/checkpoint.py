@@ -3,8 +3,9 @@ weights of a related model fitted to start from, and the exported float16 weight
 manifest entry.
 
 A checkpoint is one safetensors file of float32 tensors: the model's own names, then
-`optimizer.exp_avg.NAME`, `optimizer.exp_avg_sq.NAME` and `optimizer.step.NAME` per parameter, and
-`progress.step` and `progress.seconds`.
+`optimizer.exp_avg.NAME`, `optimizer.exp_avg_sq.NAME`, `optimizer.step.NAME` and
+`optimizer.lr_scale.NAME` (its share of the learning rate) per parameter, and `progress.step` and
+`progress.seconds`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ __all__ = [
     "optimizer_state",
     "load_optimizer_state",
     "save_checkpoint",
+    "load_weights",
+    "lr_scales",
     "restore",
     "export",
     "write_weights",
@@ -201,6 +204,9 @@ def optimizer_state(opt: torch.optim.Optimizer, model: Tokenizer) -> dict[str, t
     """AdamW moments as flat float32 tensors named after their parameters, for a safetensors checkpoint."""
     names = {id(p): n for n, p in model.named_parameters()}
     out = {}
+    for group in opt.param_groups:
+        for p in group["params"]:
+            out[f"optimizer.lr_scale.{names[id(p)]}"] = torch.tensor([float(group.get("scale", 1.0))])
     for p, st in opt.state.items():
         for key in ("exp_avg", "exp_avg_sq"):
             out[f"optimizer.{key}.{names[id(p)]}"] = st[key].detach().float().cpu().contiguous()
@@ -233,14 +239,34 @@ def save_checkpoint(path: Path, model: Tokenizer, opt: torch.optim.Optimizer, *,
         save_file(tensors, str(tmp))
 
 
-def restore(model: Tokenizer, opt: torch.optim.Optimizer, init: dict | None, log: Callable[[str], None]) -> Progress:
-    """Start `model` from `init`: plain weights (fine-tuning; related ones are adapted), or a
-    checkpoint, which also restores the optimizer and the place in the schedule (resuming)."""
+def load_weights(model: Tokenizer, init: dict | None, log: Callable[[str], None]) -> set[str]:
+    """Load the weights of `init` (a checkpoint's, or plain weights: related ones are adapted) into
+    `model`; return the names of its parameters that did not come unchanged from them (new layers,
+    and layers fitted to a new shape). Without `init`, every parameter is new."""
+    names = {n for n, _ in model.named_parameters()}
     if init is None:
-        return Progress()
+        return names
     weights = {k: v for k, v in init.items() if not k.startswith(("optimizer.", "progress."))}
-    model.load_state_dict(adapt(weights, model, log), strict=True)
-    if "progress.step" not in init:
+    fitted = adapt(weights, model, log)
+    model.load_state_dict(fitted, strict=True)
+    taken = {id(v) for v in weights.values()}
+    return {n for n in names if id(fitted[n]) not in taken}
+
+
+def lr_scales(model: Tokenizer, init: dict | None, new: set[str], resumed_lr: float) -> dict[str, float]:
+    """Each parameter's share of the learning rate: a checkpoint's own shares where it saved them (a
+    run continues as it began), else 1 for `new` parameters and `resumed_lr` for the others."""
+    out = {}
+    for name, _ in model.named_parameters():
+        saved = None if init is None else init.get(f"optimizer.lr_scale.{name}")
+        out[name] = float(saved.item()) if saved is not None else 1.0 if name in new else resumed_lr
+    return out
+
+
+def restore(opt: torch.optim.Optimizer, model: Tokenizer, init: dict | None, log: Callable[[str], None]) -> Progress:
+    """The place in the schedule to start from: a checkpoint's (with its optimizer moments, loaded
+    into `opt`: resuming), or the start of a new schedule (plain weights, or none: fine-tuning)."""
+    if init is None or "progress.step" not in init:
         return Progress()
     if not load_optimizer_state(opt, model, init):  # its moments only where they fit, and a new schedule
         log("the checkpoint is of a related architecture: starting a new schedule from its weights")

@@ -48,6 +48,7 @@ class TrainConfig:
     save_windows: Path | None = None
     cache: Path | None = None  # None: $VTOK_CACHE or ~/.cache/vtok/frames
     resume: Path | None = None
+    resumed_lr: float = 1.0  # share of lr for the layers `resume` had; new and reshaped ones get all of it
     force: bool = False  # replace an existing model of this name in out_dir
 
     def check(self) -> None:
@@ -72,7 +73,7 @@ class TrainConfig:
         pick_device(self.device)
 
     def _check_schedule(self) -> None:
-        """`check` for the counts and shares: batch, minutes, masks_after, full_share and windows."""
+        """`check` for the counts and shares: batch, minutes, masks_after, full_share, resumed_lr and windows."""
         if self.batch < 1:
             raise UsageError(f"batch {self.batch} is not at least 1", option="batch")
         if not self.minutes > 0:  # written so that NaN fails too
@@ -81,6 +82,8 @@ class TrainConfig:
             raise UsageError(f"masks_after {self.masks_after} is not between 0 and 1", option="masks_after")
         if not 0 <= self.full_share <= 1:
             raise UsageError(f"full_share {self.full_share} is not between 0 and 1", option="full_share")
+        if not 0 < self.resumed_lr <= 1:
+            raise UsageError(f"resumed_lr {self.resumed_lr} is not in (0, 1]", option="resumed_lr")
         if self.windows < 0:
             raise UsageError(f"windows {self.windows} is negative", option="windows")
 

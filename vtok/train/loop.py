@@ -20,7 +20,7 @@ from vtok.format.layout import prefix_keep
 from vtok.metrics import MODEL_PEAK, psnr_from_mse
 from vtok.model.pixels import to_model
 from vtok.model.tokenizer import ModelConfig, Tokenizer
-from vtok.train.checkpoint import TrainResult, float_state, restore, save_checkpoint
+from vtok.train.checkpoint import Progress, TrainResult, float_state, load_weights, lr_scales, restore, save_checkpoint
 from vtok.train.config import DEFAULT_ENTROPY_WEIGHT, TrainConfig
 from vtok.train.masks import MaskSampler
 
@@ -112,6 +112,25 @@ def _step(
     return mse.detach()
 
 
+def _start(
+    config: ModelConfig, train: TrainConfig, init: dict | None, log: Callable[[str], None]
+) -> tuple[Tokenizer, torch.optim.Optimizer, Progress]:
+    """The model (from `init` where given, channels-last), its AdamW and the place in the schedule."""
+    model = Tokenizer(config).to(train.device)
+    new = load_weights(model, init, log)
+    opt = torch.optim.AdamW(_param_groups(model, lr_scales(model, init, new, train.resumed_lr)), betas=(0.9, 0.99))
+    done = restore(opt, model, init, log)
+    return model.to(memory_format=torch.channels_last), opt, done  # 1.14x on this CPU (benchmarks/train_speed.py)
+
+
+def _param_groups(model: Tokenizer, scales: dict[str, float]) -> list[dict]:
+    """AdamW parameter groups, one per share of the learning rate (`scale`), no weight decay."""
+    groups: dict[float, list] = {}
+    for name, p in model.named_parameters():
+        groups.setdefault(scales[name], []).append(p)
+    return [{"params": ps, "scale": scale, "weight_decay": 0.0} for scale, ps in groups.items()]
+
+
 def train_model(
     sampler,
     config: ModelConfig,
@@ -131,7 +150,9 @@ def train_model(
     train: its schedule, loss weights, device and seed, not its model, data or output fields. Keep
       masks (`full_share` of them full) start after `masks_after` of the schedule (TrainConfig).
     The forward pass runs under bf16 autocast (on the CPU too: AVX-512 bf16 trains 1.5x faster) with
-    channels-last weights. `init`: see `checkpoint.restore`; `checkpoint` is rewritten every minute.
+    channels-last weights. `init`: a checkpoint or weights to start from (`checkpoint.load_weights`,
+    `checkpoint.restore`); layers it had train at `train.resumed_lr` of the learning rate.
+    `checkpoint` is rewritten every minute.
     """
     torch.manual_seed(train.seed)
     gen = torch.Generator().manual_seed(train.seed)
@@ -139,10 +160,7 @@ def train_model(
     n_blocks = _blocks_per_window(probe.shape[1], config)
     if val is None:
         val = sampler.batch(VAL_WINDOWS)
-    model = Tokenizer(config).to(train.device)
-    opt = torch.optim.AdamW(model.parameters(), lr=train.lr, betas=(0.9, 0.99), weight_decay=0.0)
-    done = restore(model, opt, init, log)
-    model = model.to(memory_format=torch.channels_last)  # 1.14x on this CPU (benchmarks/train_speed.py)
+    model, opt, done = _start(config, train, init, log)
     side = probe.shape[2] // config.stride
     masks = MaskSampler(side, side, train.device, config.levels, train.full_share, train.prefix_scale)
     start, last_log, last_ckpt, step = time.perf_counter(), 0.0, time.perf_counter(), done.step
@@ -155,15 +173,16 @@ def train_model(
         if progress >= 1:
             break
         warm = 1.0 if done.resumed else min(1.0, (step - done.step + 1) / WARMUP_STEPS)
+        lr = _learning_rate(train.lr, progress, warm)
         for group in opt.param_groups:
-            group["lr"] = _learning_rate(train.lr, progress, warm)
+            group["lr"] = lr * group["scale"]
         x = to_model(sampler.batch(train.batch), device=train.device)
         keeps = [masks(train.batch, gen) if progress >= train.masks_after else None for _ in range(n_blocks)]
         loss = _step(model, opt, x, keeps, train)
         step += 1
         if time.perf_counter() - last_log > LOG_EVERY or step == done.step + 1:
             last_log = time.perf_counter()
-            _log_step(log, model, val, train.device, step, loss.item(), opt.param_groups[0]["lr"], elapsed())
+            _log_step(log, model, val, train.device, step, loss.item(), lr, elapsed())
         if checkpoint is not None and time.perf_counter() - last_ckpt > CHECKPOINT_EVERY:
             last_ckpt = time.perf_counter()
             save_checkpoint(checkpoint, model, opt, step=step, seconds=elapsed())
