@@ -128,7 +128,8 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     # per frame, 0.11 behind at 1,024, also with half the windows at the full budget (2026-12-06)
     "vtok-lfq-4m": ModelConfig(**_FINE, quantizer={"kind": "lfq", "bits": 22}, feedback=True, feedback_passes=2),
     # vtok-fsq's wide view for vtok-lfq: +0.34 to +0.45 dB from 16 to 128 tokens per frame, -0.35 at
-    # 1,024 and fewer blocks meeting T=0.003; at batch 16 +0.25 to +0.37 and -0.42 (2026-12-07)
+    # 1,024 and fewer blocks meeting T=0.003; at batch 16 +0.25 to +0.37 and -0.42; with the old
+    # layers at `--resumed-lr 0.1`, +0.18 to +0.30 and -0.16 (2026-12-07)
     "vtok-lfq-wide-encoder": ModelConfig(
         **_FINE, quantizer=_LFQ_1M, feedback=True, feedback_passes=2, encoder_wide=True
     ),
