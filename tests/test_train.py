@@ -381,6 +381,21 @@ def test_resuming_into_a_wide_encoder_starts_from_the_same_codes():
     assert wide.encoder[2].low[-2].weight.grad.abs().sum() > 0
 
 
+def test_resuming_into_a_wide_decoder_starts_from_the_same_codes_and_pictures():
+    fine = dict(width=8, latent_width=16, encoder_depth=1, decoder_depth=1, stride=4, levels=4, feedback=True)
+    plain = Tokenizer(ModelConfig(**fine, encoder_wide=True))
+    wide = Tokenizer(ModelConfig(**fine, encoder_wide=True, decoder_wide=True))
+    logs = _fit_randomised(plain, wide)
+    assert logs == ["decoder.low: a wide view added after the residual blocks; it starts at zero"]
+    x = torch.rand(2, 3, 4, 36, 44) * 2 - 1  # a 9 x 11 token grid: 5 x 6 at 1/8, padded again at 1/16
+    keep = torch.rand(2, 9, 11) < 0.3
+    with torch.no_grad():
+        (y_plain, z_plain, i_plain), (y_wide, z_wide, i_wide) = plain(x, keep), wide(x, keep)
+    assert torch.equal(z_plain, z_wide) and torch.equal(i_plain, i_wide) and torch.equal(y_plain, y_wide)
+    wide(x, keep)[0].square().mean().backward()  # the view learns: its last convolution gets a gradient
+    assert wide.decoder.low[2].low[-2].weight.grad.abs().sum() > 0
+
+
 def test_resumed_layers_train_at_their_share_of_the_rate_and_a_checkpoint_keeps_the_shares(windows, tmp_path):
     fine = dict(width=8, latent_width=16, encoder_depth=1, decoder_depth=1, stride=4, levels=4, feedback=True)
     plain, wide = ModelConfig(**fine), ModelConfig(**fine, encoder_wide=True)

@@ -62,11 +62,13 @@ class ResBlock(nn.Module):
         return x + self.conv2(F.silu(self.norm2(self.conv1(F.silu(self.norm1(x))))))
 
 
-def _low_branch(c: int, lc: int, depth: int) -> nn.Sequential:
-    """(B, c, h, w) with h and w even -> (B, c, h, w): residual blocks at half the resolution."""
+def _low_branch(c: int, lc: int, depth: int, wide: int = 0) -> nn.Sequential:
+    """(B, c, h, w) with h and w even -> (B, c, h, w): residual blocks at half the resolution;
+    wide > 0 adds after them a branch of that many channels at half of that (WideView)."""
     return nn.Sequential(
         nn.Conv2d(c, lc, 2, stride=2),
         *[ResBlock(lc) for _ in range(depth)],
+        *([WideView(lc, wide, depth)] if wide else []),
         ChannelNorm(lc),
         nn.SiLU(),
         nn.Conv2d(lc, 4 * c, 1),
@@ -96,15 +98,16 @@ class WideView(nn.Module):
 
 
 class FineDecoder(nn.Module):
-    """Stride-4 decoder: features at 1/4 resolution plus a 1/8 branch for a wider view.
+    """Stride-4 decoder: features at 1/4 resolution plus a 1/8 branch for a wider view; wide > 0
+    gives that branch one of its own at 1/16, of that many channels (WideView).
 
     (B, C_in, h, w) -> (B, 3 * F * 16, h, w), to be unfolded by pixel_shuffle(4).
     """
 
-    def __init__(self, c_in: int, c: int, lc: int, depth: int, stem: int):
+    def __init__(self, c_in: int, c: int, lc: int, depth: int, stem: int, wide: int = 0):
         super().__init__()
         self.inp = nn.Conv2d(c_in, c, 3, padding=1)
-        self.low = _low_branch(c, lc, depth)
+        self.low = _low_branch(c, lc, depth, wide)
         self.high = nn.Sequential(
             *[ResBlock(c) for _ in range(depth)], ChannelNorm(c), nn.SiLU(), nn.Conv2d(c, stem, 1)
         )

@@ -25,6 +25,8 @@ tokens), so that it can weigh what small budgets keep. With `feedback_passes` ab
 passes, each with its own weights, look again at what the corrected latent's codes decode to.
 With `encoder_wide`, the first encoder pass adds a branch at 1/8 resolution, as the decoder has, so
 that the coarse positions, which a small budget keeps alone, see more of the tile they stand for.
+With `decoder_wide`, the decoder's 1/8 branch adds one at 1/16, where 256 tokens per 256x256 frame
+(one per 16x16 pixels) are dense, for a wider view still when infilling small budgets.
 """
 
 import os
@@ -62,6 +64,7 @@ class ModelConfig:
     feedback_coarse: bool = False  # the feedback pass also sees the error at a quarter of the tokens
     feedback_passes: int = 1  # feedback passes, each with its own weights, each seeing the last one's error
     encoder_wide: bool = False  # the first encoder pass adds a 1/8-resolution branch (stride 4 only)
+    decoder_wide: bool = False  # the decoder's 1/8 branch adds a 1/16-resolution one (stride 4 only)
 
     def __post_init__(self) -> None:
         if (self.stride, self.levels) not in LAYOUTS:
@@ -70,8 +73,8 @@ class ModelConfig:
             raise ValueError("a level map needs the stride-4 layout")
         if self.feedback and (self.stride != 4 or self.context):
             raise ValueError("feedback needs the stride-4 layout and no context")
-        if self.encoder_wide and self.stride != 4:
-            raise ValueError("a wide encoder needs the stride-4 layout")
+        if (self.encoder_wide or self.decoder_wide) and self.stride != 4:
+            raise ValueError("a wide encoder or decoder needs the stride-4 layout")
         if self.feedback_coarse and not self.feedback:
             raise ValueError("feedback_coarse needs feedback")
         if self.feedback_passes < 1 or (self.feedback_passes > 1 and not self.feedback):
@@ -132,6 +135,10 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     # layers at `--resumed-lr 0.1`, +0.18 to +0.30 and -0.16 (2026-12-07)
     "vtok-lfq-wide-encoder": ModelConfig(
         **_FINE, quantizer=_LFQ_1M, feedback=True, feedback_passes=2, encoder_wide=True
+    ),
+    # a 1/16 branch in the decoder's 1/8 one, for infilling small budgets (2026-12-07)
+    "vtok-fsq-wide-decoder": ModelConfig(
+        **_FINE, quantizer=_FSQ_1M, feedback=True, encoder_wide=True, decoder_wide=True
     ),
     "vtok-fsq-s8": ModelConfig(),  # the first design: one token per 4x8x8 pixels
     "vtok-lfq-s8": ModelConfig(quantizer={"kind": "lfq", "bits": 16}),
@@ -205,7 +212,8 @@ class Tokenizer(nn.Module):
             wide = lc if config.encoder_wide else 0
             self.encoder = encoder_pass(stem + level_channels, c, de, dim, wide)
             context = _FRAME_CHANNELS + 1 if config.context else 0  # the frame, and a flag: "has context"
-            self.decoder = FineDecoder(dim + 1 + context + level_channels, c, lc, dd, stem)
+            wide = lc if config.decoder_wide else 0
+            self.decoder = FineDecoder(dim + 1 + context + level_channels, c, lc, dd, stem, wide)
             if config.feedback:  # sees x, its error at the full budget, and the latent; adds a correction
                 inputs = (1 + (2 if config.feedback_coarse else 1)) * stem + dim  # x, its errors, z
                 self.feedback = correction(inputs, c, de, dim)

@@ -66,8 +66,8 @@ def adapt(state: dict, model: Tokenizer, log: Callable[[str], None]) -> dict:
 
     A convolution that took fewer input channels (the decoder before it took a keep mask) gets zero
     weights for the new ones, so the old behaviour is kept. An encoder or decoder with fewer residual
-    blocks per stage gets identity blocks appended (`_deepen`); an encoder without a wide view gets one
-    whose output starts at zero (`_add_wide_view`); a latent with fewer channels gets new ones that
+    blocks per stage gets identity blocks appended (`_deepen`); an encoder or decoder without a wide
+    view gets one whose output starts at zero (`_add_wide_view`); a latent with fewer channels gets new ones that
     the decoder starts by ignoring (`_widen_latent`). A tensor of any other shape keeps
     `model`'s fresh initialisation.
     """
@@ -143,19 +143,27 @@ def _deepen(state: dict, model: Tokenizer, own: dict, log: Callable[[str], None]
 
 
 def _add_wide_view(state: dict, model: Tokenizer, own: dict, log: Callable[[str], None]) -> dict:
-    """Weights of a stride-4 model whose first encoder pass had no WideView, renumbered for `model`'s,
-    which has one after its residual blocks: the layers after the blocks move down one place, and the
-    view takes `model`'s weights (`own`, its state dict) with its last convolution at zero, so the
-    model codes exactly as before. Other weights pass unchanged."""
-    at = 1 + model.config.encoder_depth  # the view's index: after the opening convolution and the blocks
-    if not model.config.encoder_wide or f"encoder.{at}.low.0.weight" in state or f"encoder.{at}.weight" not in state:
+    """Weights of a stride-4 model without a WideView where `model` has one, renumbered for `model`:
+    after the first encoder pass's residual blocks (`encoder_wide`) and after those of the decoder's
+    1/8 branch (`decoder_wide`). The layers after the blocks move down one place, and the view takes
+    `model`'s weights (`own`, its state dict) with its last convolution at zero, so the model codes
+    and decodes exactly as before. Other weights pass unchanged."""
+    config = model.config
+    if config.stride != 4:
         return state
-    log("encoder: a wide view added after the residual blocks; it starts at zero")
-    out = _move_down(state, "encoder", at, 1)
-    view = f"encoder.{at}.low"
-    last = f"{view}.{len(model.encoder[at].low) - 2}."  # the convolution before the pixel shuffle
-    out |= {k: torch.zeros_like(v) if k.startswith(last) else v for k, v in own.items() if k.startswith(view)}
-    return out
+    places = (  # (flag, the nn.Sequential, its name, where the view goes: after the opening convolution and blocks)
+        (config.encoder_wide, model.encoder, "encoder", 1 + config.encoder_depth),
+        (config.decoder_wide, model.decoder.low, "decoder.low", 1 + config.decoder_depth),
+    )
+    for wide, stage, name, at in places:
+        if not wide or f"{name}.{at}.low.0.weight" in state or f"{name}.{at}.weight" not in state:
+            continue
+        log(f"{name}: a wide view added after the residual blocks; it starts at zero")
+        state = _move_down(state, name, at, 1)
+        view = f"{name}.{at}.low."
+        last = f"{view}{len(stage[at].low) - 2}."  # the convolution before the pixel shuffle
+        state |= {k: torch.zeros_like(v) if k.startswith(last) else v for k, v in own.items() if k.startswith(view)}
+    return state
 
 
 def _widen_latent(state: dict, model: Tokenizer, own: dict, log: Callable[[str], None]) -> dict:
