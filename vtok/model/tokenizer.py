@@ -25,8 +25,7 @@ tokens), so that it can weigh what small budgets keep. With `feedback_passes` ab
 passes, each with its own weights, look again at what the corrected latent's codes decode to.
 With `encoder_wide`, the first encoder pass adds a branch at 1/8 resolution, as the decoder has, so
 that the coarse positions, which a small budget keeps alone, see more of the tile they stand for.
-With `decoder_wide`, the decoder's 1/8 branch adds one at 1/16, where 256 tokens per 256x256 frame
-(one per 16x16 pixels) are dense, for a wider view still when infilling small budgets.
+With `decoder_wide`, the decoder's 1/8 branch adds one at 1/16, to infill small budgets from afar.
 """
 
 import os
