@@ -63,8 +63,7 @@ class ResBlock(nn.Module):
 
 
 def _low_branch(c: int, lc: int, depth: int, wide: int = 0) -> nn.Sequential:
-    """(B, c, h, w) with h and w even -> (B, c, h, w): residual blocks at half the resolution;
-    wide > 0 adds after them a branch of that many channels at half of that (WideView)."""
+    """(B, c, h, w) with h and w even -> (B, c, h, w): residual blocks at half the resolution;    wide > 0 adds after them a WideView of `wide` channels, at half the branch's resolution."""
     return nn.Sequential(
         nn.Conv2d(c, lc, 2, stride=2),
         *[ResBlock(lc) for _ in range(depth)],

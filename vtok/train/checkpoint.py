@@ -67,8 +67,8 @@ def adapt(state: dict, model: Tokenizer, log: Callable[[str], None]) -> dict:
     A convolution that took fewer input channels (the decoder before it took a keep mask) gets zero
     weights for the new ones, so the old behaviour is kept. An encoder or decoder with fewer residual
     blocks per stage gets identity blocks appended (`_deepen`); an encoder or decoder without a wide
-    view gets one whose output starts at zero (`_add_wide_view`); a latent with fewer channels gets new ones that
-    the decoder starts by ignoring (`_widen_latent`). A tensor of any other shape keeps
+    view gets one whose output starts at zero (`_add_wide_view`); a latent with fewer channels gets
+    new ones that the decoder starts by ignoring (`_widen_latent`). A tensor of any other shape keeps
     `model`'s fresh initialisation.
     """
     own = model.state_dict()
