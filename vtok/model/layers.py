@@ -63,7 +63,8 @@ class ResBlock(nn.Module):
 
 
 def _low_branch(c: int, lc: int, depth: int, wide: int = 0) -> nn.Sequential:
-    """(B, c, h, w) with h and w even -> (B, c, h, w): residual blocks at half the resolution;    wide > 0 adds after them a WideView of `wide` channels, at half the branch's resolution."""
+    """(B, c, h, w) with h and w even -> (B, c, h, w): residual blocks at half the resolution;
+    wide > 0 adds after them a WideView of `wide` channels, at half the branch's resolution."""
     return nn.Sequential(
         nn.Conv2d(c, lc, 2, stride=2),
         *[ResBlock(lc) for _ in range(depth)],

@@ -134,7 +134,8 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     # layers at `--resumed-lr 0.1`, +0.18 to +0.30 and -0.16 (2026-12-07)
     "vtok-lfq-wide-encoder": ModelConfig(
         **_FINE, quantizer=_LFQ_1M, feedback=True, feedback_passes=2, encoder_wide=True
-    ),    # a 1/16 branch in the decoder's 1/8 one, for infilling small budgets: level with vtok-fsq within
+    ),
+    # a 1/16 branch in the decoder's 1/8 one, for infilling small budgets: level with vtok-fsq within
     # 0.01 dB from 32 tokens per frame up, 256 included, 0.04 behind at 16 (2026-12-07)
     "vtok-fsq-wide-decoder": ModelConfig(
         **_FINE, quantizer=_FSQ_1M, feedback=True, encoder_wide=True, decoder_wide=True
