@@ -381,6 +381,22 @@ def test_resuming_into_a_wide_encoder_starts_from_the_same_codes():
     assert wide.encoder[2].low[-2].weight.grad.abs().sum() > 0
 
 
+def test_resuming_wide_views_into_deeper_stages_deepens_the_views_too():
+    fine = dict(width=8, latent_width=16, stride=4, levels=4, feedback=True, encoder_wide=True, decoder_wide=True)
+    shallow = Tokenizer(ModelConfig(**fine, encoder_depth=1, decoder_depth=1))
+    deep = Tokenizer(ModelConfig(**fine, encoder_depth=2, decoder_depth=2))
+    logs = _fit_randomised(shallow, deep)
+    assert logs == [
+        "encoder: 1 residual blocks per stage -> 2; the new ones start as the identity",
+        "decoder: 1 residual blocks per stage -> 2; the new ones start as the identity",
+    ]
+    x = torch.rand(2, 3, 4, 36, 44) * 2 - 1
+    keep = torch.rand(2, 9, 11) < 0.3
+    with torch.no_grad():
+        (y_shallow, z_shallow, _), (y_deep, z_deep, _) = shallow(x, keep), deep(x, keep)
+    assert torch.equal(z_shallow, z_deep) and torch.equal(y_shallow, y_deep)
+
+
 def test_resuming_into_a_wide_decoder_starts_from_the_same_codes_and_pictures():
     fine = dict(width=8, latent_width=16, encoder_depth=1, decoder_depth=1, stride=4, levels=4, feedback=True)
     plain = Tokenizer(ModelConfig(**fine, encoder_wide=True))

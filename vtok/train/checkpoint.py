@@ -118,15 +118,18 @@ def _move_down(state: dict, stage: str, first: int, by: int) -> dict:
 
 def _deepen(state: dict, model: Tokenizer, own: dict, log: Callable[[str], None]) -> dict:
     """Weights of a stride-4 model with fewer residual blocks per encoder or decoder stage,
-    renumbered for `model`'s deeper one. Each new block is appended after the old ones with its last
-    convolution at zero, so it starts as the identity and the model codes and decodes exactly as
-    before. Other weights pass unchanged. `own` is `model`'s state dict.
+    renumbered for `model`'s deeper one: the encoder's depth also holds for each feedback pass both
+    have, and a stage's WideView deepens with it. Each new block is appended after the old ones with
+    its last convolution at zero, so it starts as the identity and the model codes and decodes
+    exactly as before. Other weights pass unchanged. `own` is `model`'s state dict.
     """
     if model.config.stride != 4:
         return state
-    # (stage, index of its first residual block): the encoder and `low` open with a convolution
+    passes = ("feedback", *(f"later_feedback.{i}" for i in range(model.config.feedback_passes - 1)))
+    feedback = tuple((net, 1) for net in passes if f"{net}.0.weight" in state and f"{net}.0.weight" in own)
+    # (stage, index of its first residual block): the encoder passes and `low` open with a convolution
     parts = (
-        ("encoder", model.config.encoder_depth, (("encoder", 1),)),
+        ("encoder", model.config.encoder_depth, (("encoder", 1), *feedback)),
         ("decoder", model.config.decoder_depth, (("decoder.low", 1), ("decoder.high", 0))),
     )
     for part, depth, stages in parts:
@@ -135,10 +138,21 @@ def _deepen(state: dict, model: Tokenizer, own: dict, log: Callable[[str], None]
             continue
         log(f"{part}: {was} residual blocks per stage -> {depth}; the new ones start as the identity")
         for stage, first in stages:
-            state = _move_down(state, stage, first + was, depth - was)  # the layers after the blocks
-            for i in range(first + was, first + depth):
-                for name in ("conv2.weight", "conv2.bias"):
-                    state[f"{stage}.{i}.{name}"] = torch.zeros_like(own[f"{stage}.{i}.{name}"])
+            state = _deepen_stage(state, own, stage, first, was, depth)
+            view = f"{stage}.{first + depth}.low"  # a WideView right after the blocks has as many of its own
+            if _stage_depth(state, view, 1) == was and f"{view}.1.conv1.weight" in own:
+                state = _deepen_stage(state, own, view, 1, was, depth)
+    return state
+
+
+def _deepen_stage(state: dict, own: dict, stage: str, first: int, was: int, depth: int) -> dict:
+    """`state` with the nn.Sequential `stage`'s `was` residual blocks from index `first` made `depth`:
+    the layers after them move down, and each new block takes `own`'s weights with its last
+    convolution at zero, so it starts as the identity."""
+    state = _move_down(state, stage, first + was, depth - was)
+    for i in range(first + was, first + depth):
+        for name in ("conv2.weight", "conv2.bias"):
+            state[f"{stage}.{i}.{name}"] = torch.zeros_like(own[f"{stage}.{i}.{name}"])
     return state
 
 
