@@ -125,8 +125,9 @@ def _deepen(state: dict, model: Tokenizer, own: dict, log: Callable[[str], None]
     """
     if model.config.stride != 4:
         return state
-    passes = ("feedback", *(f"later_feedback.{i}" for i in range(model.config.feedback_passes - 1)))
-    feedback = tuple((net, 1) for net in passes if f"{net}.0.weight" in state and f"{net}.0.weight" in own)
+    feedback = tuple(
+        (net, 1) for net in _feedback_nets(model) if f"{net}.0.weight" in state and f"{net}.0.weight" in own
+    )
     # (stage, index of its first residual block): the encoder passes and `low` open with a convolution
     parts = (
         ("encoder", model.config.encoder_depth, (("encoder", 1), *feedback)),
@@ -214,12 +215,18 @@ def _widen_feedback(state: dict, model: Tokenizer, was: int, dim: int) -> None:
     `dim`: the pass reads zero weights for the new channels of z (which sits after x and its error in
     its input), and its correction of them starts at zero, so the old channels' codes are unchanged."""
     z_at = feedback_latent_at(model.config)
-    nets = ["feedback", *(f"later_feedback.{i}" for i in range(model.config.feedback_passes - 1))]
-    for net in (n for n in nets if f"{n}.0.weight" in state):
+    for net in (n for n in _feedback_nets(model) if f"{n}.0.weight" in state):
         state[f"{net}.0.weight"] = _zero_columns(state[f"{net}.0.weight"], z_at + was, dim - was)
         end = f"{net}.{len(model.feedback) - 1}"
         for name in (f"{end}.weight", f"{end}.bias"):
             state[name] = torch.cat([state[name], state[name].new_zeros(dim - was, *state[name].shape[1:])])
+
+
+def _feedback_nets(model: Tokenizer) -> tuple[str, ...]:
+    """The state-dict names of `model`'s feedback passes, in order (none without `feedback`)."""
+    if not model.config.feedback:
+        return ()
+    return ("feedback", *(f"later_feedback.{i}" for i in range(model.config.feedback_passes - 1)))
 
 
 def optimizer_state(opt: torch.optim.Optimizer, model: Tokenizer) -> dict[str, torch.Tensor]:
