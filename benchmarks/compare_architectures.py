@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from vtok.model.tokenizer import ARCHITECTURES, ModelConfig
+from vtok.model.architectures import ARCHITECTURES, ModelConfig
 from vtok.train import TrainConfig, WindowSampler, export, train_model
 from vtok.train.data import build_cache, default_cache
 

@@ -22,9 +22,10 @@ import types
 import numpy as np
 import torch
 
+from vtok.model.architectures import ARCHITECTURES
 from vtok.model.layers import ChannelNorm
 from vtok.model.pixels import to_model
-from vtok.model.tokenizer import ARCHITECTURES, Tokenizer
+from vtok.model.tokenizer import Tokenizer
 from vtok.train import MaskSampler
 from vtok.train.loop import _reconstruction_loss, blocks_forward, quantizer_loss
 

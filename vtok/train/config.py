@@ -5,8 +5,8 @@ from pathlib import Path
 
 from vtok.errors import UsageError
 from vtok.format.layout import tile_size
+from vtok.model.architectures import ARCHITECTURES, ModelConfig
 from vtok.model.registry import builtin_dir, pick_device
-from vtok.model.tokenizer import ARCHITECTURES, ModelConfig
 from vtok.train.masks import PREFIX_SCALES
 
 __all__ = ["TrainConfig", "LOSSES", "DEFAULT_ENTROPY_WEIGHT"]
@@ -30,7 +30,7 @@ class TrainConfig:
     are not drowned out by the hard ones and the small budgets).
     """
 
-    model: str = "vtok-fsq"  # architecture name in vtok.model.tokenizer.ARCHITECTURES
+    model: str = "vtok-fsq"  # architecture name in vtok.model.architectures.ARCHITECTURES
     out_dir: Path = Path("runs")
     steps: int = 1_000_000
     minutes: float = 30.0
