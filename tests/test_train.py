@@ -367,22 +367,35 @@ def test_resuming_into_a_deeper_encoder_starts_from_the_same_codes():
     assert deep.encoder[3].conv2.weight.grad.abs().sum() > 0
 
 
-def test_resuming_into_a_wide_encoder_starts_from_the_same_codes():
-    fine = dict(width=8, latent_width=16, encoder_depth=1, decoder_depth=1, stride=4, levels=4, feedback=True)
-    plain, wide = Tokenizer(ModelConfig(**fine)), Tokenizer(ModelConfig(**fine, encoder_wide=True))
+@pytest.mark.parametrize(
+    "flag, stages",
+    [
+        ("encoder_wide", ["encoder"]),
+        ("decoder_wide", ["decoder.low"]),  # the 1/8 branch's view at 1/16: 5 x 6, padded again
+        ("feedback_wide", ["feedback", "later_feedback.0"]),
+    ],
+)
+def test_resuming_into_a_wide_view_starts_from_the_same_codes_and_pictures(flag, stages):
+    fine = dict(width=8, latent_width=16, encoder_depth=1, decoder_depth=1, stride=4, levels=4)
+    looks = dict(feedback=True, feedback_passes=2)
+    plain, wide = Tokenizer(ModelConfig(**fine, **looks)), Tokenizer(ModelConfig(**fine, **looks, **{flag: True}))
     logs = _fit_randomised(plain, wide)
-    assert logs == ["encoder: a wide view added after the residual blocks; it starts at zero"]
+    assert logs == [f"{stage}: a wide view added after the residual blocks; it starts at zero" for stage in stages]
     x = torch.rand(2, 3, 4, 36, 44) * 2 - 1  # a 9 x 11 token grid: the view pads its odd sides
+    keep = torch.rand(2, 9, 11) < 0.3
     with torch.no_grad():
-        (y_plain, z_plain, i_plain), (y_wide, z_wide, i_wide) = plain(x), wide(x)
+        (y_plain, z_plain, i_plain), (y_wide, z_wide, i_wide) = plain(x, keep), wide(x, keep)
     assert torch.equal(z_plain, z_wide) and torch.equal(i_plain, i_wide) and torch.equal(y_plain, y_wide)
     assert torch.equal(plain.encode(x), wide.encode(x))
-    wide(x)[1].square().mean().backward()  # the view learns: its last convolution gets a gradient
-    assert wide.encoder[2].low[-2].weight.grad.abs().sum() > 0
+    y, z, _ = wide(x, keep)
+    (y.square().mean() + z.square().mean()).backward()  # each view learns: its last convolution gets a gradient
+    for stage in stages:
+        assert wide.get_submodule(stage)[2].low[-2].weight.grad.abs().sum() > 0, stage
 
 
 def test_resuming_wide_views_into_deeper_stages_deepens_the_views_too():
-    fine = dict(width=8, latent_width=16, stride=4, levels=4, feedback=True, encoder_wide=True, decoder_wide=True)
+    views = dict(encoder_wide=True, decoder_wide=True, feedback_wide=True)
+    fine = dict(width=8, latent_width=16, stride=4, levels=4, feedback=True, **views)
     shallow = Tokenizer(ModelConfig(**fine, encoder_depth=1, decoder_depth=1))
     deep = Tokenizer(ModelConfig(**fine, encoder_depth=2, decoder_depth=2))
     logs = _fit_randomised(shallow, deep)
@@ -395,21 +408,6 @@ def test_resuming_wide_views_into_deeper_stages_deepens_the_views_too():
     with torch.no_grad():
         (y_shallow, z_shallow, _), (y_deep, z_deep, _) = shallow(x, keep), deep(x, keep)
     assert torch.equal(z_shallow, z_deep) and torch.equal(y_shallow, y_deep)
-
-
-def test_resuming_into_a_wide_decoder_starts_from_the_same_codes_and_pictures():
-    fine = dict(width=8, latent_width=16, encoder_depth=1, decoder_depth=1, stride=4, levels=4, feedback=True)
-    plain = Tokenizer(ModelConfig(**fine, encoder_wide=True))
-    wide = Tokenizer(ModelConfig(**fine, encoder_wide=True, decoder_wide=True))
-    logs = _fit_randomised(plain, wide)
-    assert logs == ["decoder.low: a wide view added after the residual blocks; it starts at zero"]
-    x = torch.rand(2, 3, 4, 36, 44) * 2 - 1  # a 9 x 11 token grid: 5 x 6 at 1/8, padded again at 1/16
-    keep = torch.rand(2, 9, 11) < 0.3
-    with torch.no_grad():
-        (y_plain, z_plain, i_plain), (y_wide, z_wide, i_wide) = plain(x, keep), wide(x, keep)
-    assert torch.equal(z_plain, z_wide) and torch.equal(i_plain, i_wide) and torch.equal(y_plain, y_wide)
-    wide(x, keep)[0].square().mean().backward()  # the view learns: its last convolution gets a gradient
-    assert wide.decoder.low[2].low[-2].weight.grad.abs().sum() > 0
 
 
 def test_resumed_layers_train_at_their_share_of_the_rate_and_a_checkpoint_keeps_the_shares(windows, tmp_path):

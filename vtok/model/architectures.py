@@ -30,6 +30,7 @@ class ModelConfig:
     feedback_passes: int = 1  # feedback passes, each with its own weights, each seeing the last one's error
     encoder_wide: bool = False  # the first encoder pass adds a 1/8-resolution branch (stride 4 only)
     decoder_wide: bool = False  # the decoder's 1/8 branch adds a 1/16-resolution one (stride 4 only)
+    feedback_wide: bool = False  # each feedback pass adds a 1/8-resolution branch, as `encoder_wide`
 
     def __post_init__(self) -> None:
         if (self.stride, self.levels) not in LAYOUTS:
@@ -40,8 +41,8 @@ class ModelConfig:
             raise ValueError("feedback needs the stride-4 layout and no context")
         if (self.encoder_wide or self.decoder_wide) and self.stride != 4:
             raise ValueError("a wide encoder or decoder needs the stride-4 layout")
-        if self.feedback_coarse and not self.feedback:
-            raise ValueError("feedback_coarse needs feedback")
+        if (self.feedback_coarse or self.feedback_wide) and not self.feedback:
+            raise ValueError("feedback_coarse and feedback_wide need feedback")
         if self.feedback_passes < 1 or (self.feedback_passes > 1 and not self.feedback):
             raise ValueError("feedback_passes must be 1, or more with feedback")
 
@@ -109,6 +110,10 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     # a ninth FSQ channel, 4,096,000 codes (about 22 bits), on vtok-fsq's design
     "vtok-fsq-4m": ModelConfig(
         **_FINE, quantizer=_FSQ_1M | {"levels": [*_FSQ_1M["levels"], 4]}, feedback=True, encoder_wide=True
+    ),
+    # vtok-fsq's wide view in its feedback pass too, to see the error over a wider area (not yet compared)
+    "vtok-fsq-wide-feedback": ModelConfig(
+        **_FINE, quantizer=_FSQ_1M, feedback=True, encoder_wide=True, feedback_wide=True
     ),
     "vtok-fsq-s8": ModelConfig(),  # the first design: one token per 4x8x8 pixels
     "vtok-lfq-s8": ModelConfig(quantizer={"kind": "lfq", "bits": 16}),

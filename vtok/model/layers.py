@@ -131,10 +131,10 @@ def encoder_pass(channels: int, width: int, depth: int, dim: int, wide: int = 0)
     )
 
 
-def correction(channels: int, width: int, depth: int, dim: int) -> nn.Sequential:
-    """A feedback pass (`encoder_pass`) whose correction starts at zero, so a model given a new
-    pass codes exactly as before."""
-    net = encoder_pass(channels, width, depth, dim)
+def correction(channels: int, width: int, depth: int, dim: int, wide: int = 0) -> nn.Sequential:
+    """A feedback pass (`encoder_pass`, with a WideView of `wide` channels if wide > 0) whose
+    correction starts at zero, so a model given a new pass codes exactly as before."""
+    net = encoder_pass(channels, width, depth, dim, wide)
     nn.init.zeros_(net[-1].weight)
     nn.init.zeros_(net[-1].bias)
     return net

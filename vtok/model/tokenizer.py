@@ -26,6 +26,7 @@ passes, each with its own weights, look again at what the corrected latent's cod
 With `encoder_wide`, the first encoder pass adds a branch at 1/8 resolution, as the decoder has, so
 that the coarse positions, which a small budget keeps alone, see more of the tile they stand for.
 With `decoder_wide`, the decoder's 1/8 branch adds one at 1/16, to infill small budgets from afar.
+With `feedback_wide`, each feedback pass adds the 1/8 branch too, to see its error over a wider area.
 """
 
 import os
@@ -116,10 +117,11 @@ class Tokenizer(nn.Module):
             self.decoder = FineDecoder(dim + 1 + context + level_channels, c, lc, dd, stem, wide)
             if config.feedback:  # sees x, its error at the full budget, and the latent; adds a correction
                 inputs = (1 + (2 if config.feedback_coarse else 1)) * stem + dim  # x, its errors, z
-                self.feedback = correction(inputs, c, de, dim)
+                wide = lc if config.feedback_wide else 0
+                self.feedback = correction(inputs, c, de, dim, wide)
                 # later passes are named apart, so that the shipped one-pass weights load unchanged
                 self.later_feedback = nn.ModuleList(
-                    correction(inputs, c, de, dim) for _ in range(config.feedback_passes - 1)
+                    correction(inputs, c, de, dim, wide) for _ in range(config.feedback_passes - 1)
                 )
             return
         if config.context:

@@ -159,16 +159,21 @@ def _deepen_stage(state: dict, own: dict, stage: str, first: int, was: int, dept
 
 def _add_wide_view(state: dict, model: Tokenizer, own: dict, log: Callable[[str], None]) -> dict:
     """Weights of a stride-4 model without a WideView where `model` has one, renumbered for `model`:
-    after the first encoder pass's residual blocks (`encoder_wide`) and after those of the decoder's
-    1/8 branch (`decoder_wide`). The layers after the blocks move down one place, and the view takes
-    `model`'s weights (`own`, its state dict) with its last convolution at zero, so the model codes
-    and decodes exactly as before. Other weights pass unchanged."""
+    after the first encoder pass's residual blocks (`encoder_wide`), after those of the decoder's
+    1/8 branch (`decoder_wide`) and after those of each feedback pass (`feedback_wide`). The layers
+    after the blocks move down one place, and the view takes `model`'s weights (`own`, its state
+    dict) with its last convolution at zero, so the model codes and decodes exactly as before. Other
+    weights pass unchanged."""
     config = model.config
     if config.stride != 4:
         return state
     places = (  # (flag, the nn.Sequential, its name, where the view goes: after the opening convolution and blocks)
         (config.encoder_wide, model.encoder, "encoder", 1 + config.encoder_depth),
         (config.decoder_wide, model.decoder.low, "decoder.low", 1 + config.decoder_depth),
+        *(
+            (config.feedback_wide, model.get_submodule(net), net, 1 + config.encoder_depth)
+            for net in _feedback_nets(model)
+        ),
     )
     for wide, stage, name, at in places:
         if not wide or f"{name}.{at}.low.0.weight" in state or f"{name}.{at}.weight" not in state:
