@@ -132,9 +132,10 @@ def test_the_coarse_error_is_the_decode_without_the_finest_level():
     assert not torch.allclose(got, given[:, STEM : 2 * STEM])  # not the full-budget error
 
 
-def test_a_coarse_look_needs_the_feedback_pass():
-    with pytest.raises(ValueError, match="feedback_coarse needs feedback"):
-        ModelConfig(**FINE, feedback_coarse=True)
+@pytest.mark.parametrize("flag", ["feedback_coarse", "feedback_wide"])
+def test_a_coarse_or_wide_look_needs_the_feedback_pass(flag):
+    with pytest.raises(ValueError, match="feedback_coarse and feedback_wide need feedback"):
+        ModelConfig(**FINE, **{flag: True})
 
 
 @pytest.mark.parametrize("bad", [dict(FINE, feedback_passes=2), dict(FINE, feedback=True, feedback_passes=0)])
