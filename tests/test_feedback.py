@@ -134,7 +134,7 @@ def test_the_coarse_error_is_the_decode_without_the_finest_level():
 
 @pytest.mark.parametrize("flag", ["feedback_coarse", "feedback_wide"])
 def test_a_coarse_or_wide_look_needs_the_feedback_pass(flag):
-    with pytest.raises(ValueError, match="feedback_coarse and feedback_wide need feedback"):
+    with pytest.raises(ValueError, match=f"{flag} needs feedback"):
         ModelConfig(**FINE, **{flag: True})
 
 

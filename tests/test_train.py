@@ -8,7 +8,9 @@ import torch
 from safetensors.torch import load_file
 
 from vtok.errors import MediaError, OutputError, UsageError, VtokError
-from vtok.model.tokenizer import ModelConfig, Tokenizer
+from vtok.model.architectures import ARCHITECTURES, ModelConfig
+from vtok.model.registry import load_model, resolve
+from vtok.model.tokenizer import Tokenizer
 from vtok.train import MaskSampler, TrainConfig, WindowSampler, export, loop, run_training, train_model
 from vtok.train.checkpoint import adapt
 from vtok.train.data import _prune, build_cache
@@ -395,7 +397,7 @@ def test_resuming_into_a_wide_view_starts_from_the_same_codes_and_pictures(flag,
 
 def test_resuming_wide_views_into_deeper_stages_deepens_the_views_too():
     views = dict(encoder_wide=True, decoder_wide=True, feedback_wide=True)
-    fine = dict(width=8, latent_width=16, stride=4, levels=4, feedback=True, **views)
+    fine = dict(width=8, latent_width=16, stride=4, levels=4, feedback=True, feedback_passes=2, **views)
     shallow = Tokenizer(ModelConfig(**fine, encoder_depth=1, decoder_depth=1))
     deep = Tokenizer(ModelConfig(**fine, encoder_depth=2, decoder_depth=2))
     logs = _fit_randomised(shallow, deep)
@@ -406,8 +408,30 @@ def test_resuming_wide_views_into_deeper_stages_deepens_the_views_too():
     x = torch.rand(2, 3, 4, 36, 44) * 2 - 1
     keep = torch.rand(2, 9, 11) < 0.3
     with torch.no_grad():
-        (y_shallow, z_shallow, _), (y_deep, z_deep, _) = shallow(x, keep), deep(x, keep)
-    assert torch.equal(z_shallow, z_deep) and torch.equal(y_shallow, y_deep)
+        (y_shallow, z_shallow, i_shallow), (y_deep, z_deep, i_deep) = shallow(x, keep), deep(x, keep)
+    assert torch.equal(z_shallow, z_deep) and torch.equal(i_shallow, i_deep) and torch.equal(y_shallow, y_deep)
+
+
+def test_a_wider_latent_resumes_past_a_feedback_view_the_new_design_lacks():
+    fine = dict(width=8, latent_width=16, encoder_depth=1, decoder_depth=1, stride=4, levels=4, feedback=True)
+    old = Tokenizer(ModelConfig(**fine, feedback_wide=True, quantizer={"kind": "fsq", "levels": [5, 4, 3]}))
+    new = Tokenizer(ModelConfig(**fine, quantizer={"kind": "fsq", "levels": [5, 4, 3, 4]}))
+    logs = _fit_randomised(old, new)  # raised a KeyError: the feedback pass's last layer sat elsewhere
+    assert logs[0] == "latent: 3 channels -> 4; the decoder starts by ignoring the new ones"
+    assert any(line.startswith("feedback.") and "dropped" in line for line in logs)
+
+
+@pytest.mark.parametrize("name", ["vtok-fsq-wide-feedback", "vtok-fsq-4m", "vtok-fsq-wide-decoder"])
+def test_the_shipped_vtok_fsq_resumes_into_each_design_built_on_it_with_the_same_codes(name):
+    shipped = load_model(resolve("vtok-fsq"))
+    new = Tokenizer(ARCHITECTURES[name]).eval()
+    new.load_state_dict(adapt(shipped.state_dict(), new, print), strict=True)
+    torch.manual_seed(0)
+    x, keep = torch.rand(1, 3, 4, 48, 40) * 2 - 1, torch.rand(1, 12, 10) < 0.5
+    with torch.no_grad():
+        (y_old, _, i_old), (y_new, _, i_new) = shipped(x, keep), new(x, keep)
+    assert torch.equal(i_new % shipped.codebook_size, i_old)  # a new channel's digits sit above the old ones
+    assert torch.allclose(y_old, y_new, atol=1e-5)
 
 
 def test_resumed_layers_train_at_their_share_of_the_rate_and_a_checkpoint_keeps_the_shares(windows, tmp_path):
@@ -440,6 +464,11 @@ def test_resumed_layers_train_at_their_share_of_the_rate_and_a_checkpoint_keeps_
         ({"kind": "lfq", "bits": 3}, {"kind": "lfq", "bits": 5}, {}),
         ({"kind": "lfq", "bits": 3}, {"kind": "lfq", "bits": 5}, {"feedback": True, "feedback_passes": 2}),
         ({"kind": "fsq", "levels": [5, 4, 3]}, {"kind": "fsq", "levels": [5, 4, 3, 4]}, {"feedback": True}),
+        (  # the feedback passes' last convolutions sit after their views
+            {"kind": "fsq", "levels": [5, 4, 3]},
+            {"kind": "fsq", "levels": [5, 4, 3, 4]},
+            {"feedback": True, "feedback_passes": 2, "encoder_wide": True, "feedback_wide": True},
+        ),
     ],
 )
 def test_resuming_into_a_wider_latent_keeps_the_codes_and_the_pictures(narrow_spec, wide_spec, looks):

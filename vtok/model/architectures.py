@@ -1,7 +1,7 @@
 """Tokenizer architectures: `ModelConfig`, the fields that build a `vtok.model.tokenizer.Tokenizer`
 (stored in the weights manifest and in every `.vtok` header), and `ARCHITECTURES`, the designs
-`vtok train` can build by name: the shipped ones first, then earlier designs and candidates that lost
-the equal-compute comparison (benchmarks/results/architectures.md).
+`vtok train` can build by name: the shipped ones first, then earlier designs and candidates, each
+with what the equal-compute comparison found (benchmarks/results/architectures.md).
 """
 
 from dataclasses import asdict, dataclass, field
@@ -41,8 +41,9 @@ class ModelConfig:
             raise ValueError("feedback needs the stride-4 layout and no context")
         if (self.encoder_wide or self.decoder_wide) and self.stride != 4:
             raise ValueError("a wide encoder or decoder needs the stride-4 layout")
-        if (self.feedback_coarse or self.feedback_wide) and not self.feedback:
-            raise ValueError("feedback_coarse and feedback_wide need feedback")
+        for flag in ("feedback_coarse", "feedback_wide"):
+            if getattr(self, flag) and not self.feedback:
+                raise ValueError(f"{flag} needs feedback")
         if self.feedback_passes < 1 or (self.feedback_passes > 1 and not self.feedback):
             raise ValueError("feedback_passes must be 1, or more with feedback")
 
@@ -68,7 +69,8 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     # 20 LFQ bits, 1,048,576 codes (about as many bits as vtok-fsq's eight channels), the same second look,
     # and a third: a second feedback pass with its own weights sees the corrected codes' error
     "vtok-lfq": ModelConfig(**_FINE, quantizer=_LFQ_1M, feedback=True, feedback_passes=2),
-    # earlier designs, and candidates that lost the equal-compute comparison (benchmarks/results/architectures.md)
+    # earlier designs, and candidates: those that lost the equal-compute comparison, and those not yet
+    # compared (benchmarks/results/architectures.md)
     "vtok-fsq-64k": ModelConfig(**_FINE),  # six FSQ channels, 64,000 codes: vtok-fsq until 2026-12-01
     # seven FSQ channels, 256,000 codes: vtok-fsq until 2026-12-02
     "vtok-fsq-256k": ModelConfig(**_FINE, quantizer={"kind": "fsq", "levels": [8, 8, 8, 5, 5, 5, 4]}),
@@ -107,7 +109,7 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     "vtok-fsq-wide-decoder": ModelConfig(
         **_FINE, quantizer=_FSQ_1M, feedback=True, encoder_wide=True, decoder_wide=True
     ),
-    # a ninth FSQ channel, 4,096,000 codes (about 22 bits), on vtok-fsq's design
+    # a ninth FSQ channel, 4,096,000 codes (about 22 bits), on vtok-fsq's design (being compared)
     "vtok-fsq-4m": ModelConfig(
         **_FINE, quantizer=_FSQ_1M | {"levels": [*_FSQ_1M["levels"], 4]}, feedback=True, encoder_wide=True
     ),

@@ -66,10 +66,10 @@ def adapt(state: dict, model: Tokenizer, log: Callable[[str], None]) -> dict:
 
     A convolution that took fewer input channels (the decoder before it took a keep mask) gets zero
     weights for the new ones, so the old behaviour is kept. An encoder or decoder with fewer residual
-    blocks per stage gets identity blocks appended (`_deepen`); an encoder or decoder without a wide
-    view gets one whose output starts at zero (`_add_wide_view`); a latent with fewer channels gets
-    new ones that the decoder starts by ignoring (`_widen_latent`). A tensor of any other shape keeps
-    `model`'s fresh initialisation.
+    blocks per stage gets identity blocks appended (`_deepen`); an encoder pass, feedback pass or
+    decoder without a wide view gets one whose output starts at zero (`_add_wide_view`); a latent
+    with fewer channels gets new ones that the decoder starts by ignoring (`_widen_latent`). A tensor
+    of any other shape keeps `model`'s fresh initialisation.
     """
     own = model.state_dict()
     state = _widen_latent(_add_wide_view(_deepen(state, model, own, log), model, own, log), model, own, log)
@@ -167,21 +167,18 @@ def _add_wide_view(state: dict, model: Tokenizer, own: dict, log: Callable[[str]
     config = model.config
     if config.stride != 4:
         return state
-    places = (  # (flag, the nn.Sequential, its name, where the view goes: after the opening convolution and blocks)
-        (config.encoder_wide, model.encoder, "encoder", 1 + config.encoder_depth),
-        (config.decoder_wide, model.decoder.low, "decoder.low", 1 + config.decoder_depth),
-        *(
-            (config.feedback_wide, model.get_submodule(net), net, 1 + config.encoder_depth)
-            for net in _feedback_nets(model)
-        ),
+    places = (  # (flag, the nn.Sequential's name, where the view goes: after the opening convolution and blocks)
+        (config.encoder_wide, "encoder", 1 + config.encoder_depth),
+        (config.decoder_wide, "decoder.low", 1 + config.decoder_depth),
+        *((config.feedback_wide, net, 1 + config.encoder_depth) for net in _feedback_nets(model)),
     )
-    for wide, stage, name, at in places:
+    for wide, name, at in places:
         if not wide or f"{name}.{at}.low.0.weight" in state or f"{name}.{at}.weight" not in state:
             continue
         log(f"{name}: a wide view added after the residual blocks; it starts at zero")
         state = _move_down(state, name, at, 1)
         view = f"{name}.{at}.low."
-        last = f"{view}{len(stage[at].low) - 2}."  # the convolution before the pixel shuffle
+        last = f"{view}{len(model.get_submodule(name)[at].low) - 2}."  # the convolution before the pixel shuffle
         state |= {k: torch.zeros_like(v) if k.startswith(last) else v for k, v in own.items() if k.startswith(view)}
     return state
 
@@ -218,11 +215,14 @@ def _zero_columns(w: torch.Tensor, at: int, n: int) -> torch.Tensor:
 def _widen_feedback(state: dict, model: Tokenizer, was: int, dim: int) -> None:
     """Fit, in place, each feedback pass that `state` has to a latent widened from `was` channels to
     `dim`: the pass reads zero weights for the new channels of z (which sits after x and its error in
-    its input), and its correction of them starts at zero, so the old channels' codes are unchanged."""
+    its input), and its correction of them starts at zero, so the old channels' codes are unchanged.
+    A pass laid out unlike `model`'s (a wide view only one of them has) is left to `adapt` to fit."""
     z_at = feedback_latent_at(model.config)
-    for net in (n for n in _feedback_nets(model) if f"{n}.0.weight" in state):
+    for net in _feedback_nets(model):
+        end = f"{net}.{len(model.get_submodule(net)) - 1}"
+        if f"{net}.0.weight" not in state or state.get(f"{end}.weight", torch.empty(0)).shape[0] != was:
+            continue
         state[f"{net}.0.weight"] = _zero_columns(state[f"{net}.0.weight"], z_at + was, dim - was)
-        end = f"{net}.{len(model.feedback) - 1}"
         for name in (f"{end}.weight", f"{end}.bias"):
             state[name] = torch.cat([state[name], state[name].new_zeros(dim - was, *state[name].shape[1:])])
 
