@@ -11,7 +11,8 @@ import torch
 import vtok
 from vtok.format import Header, VtokWriter
 from vtok.media.video import VideoWriter
-from vtok.model.tokenizer import ModelConfig, Tokenizer
+from vtok.model.architectures import ModelConfig
+from vtok.model.tokenizer import Tokenizer
 from vtok.train import TrainResult, export
 
 FRAMES, BLOCKS_PER_CHUNK = 96, 4  # 24 blocks of 4 frames, in 6 chunks

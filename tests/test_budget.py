@@ -52,7 +52,8 @@ def test_budget_meets_the_threshold_or_flags(clip):
 
 
 def test_four_level_search_with_context_meets_the_threshold_it_reports():
-    from vtok.model.tokenizer import ModelConfig, Tokenizer
+    from vtok.model.architectures import ModelConfig
+    from vtok.model.tokenizer import Tokenizer
 
     torch.manual_seed(0)
     cfg = ModelConfig(width=8, latent_width=16, encoder_depth=1, decoder_depth=1, stride=4, levels=4, context=True)

@@ -7,7 +7,8 @@ import torch
 from vtok.codec import decode_file, encode_file, trim_file
 from vtok.format import VtokReader
 from vtok.media.video import read_frames
-from vtok.model.tokenizer import ModelConfig, Tokenizer
+from vtok.model.architectures import ModelConfig
+from vtok.model.tokenizer import Tokenizer
 from vtok.train import TrainResult, export
 
 CONFIG = ModelConfig(width=8, latent_width=16, encoder_depth=1, decoder_depth=1, stride=4, levels=4, context=True)

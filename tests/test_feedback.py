@@ -9,7 +9,8 @@ import torch
 
 from vtok.codec import decode_file, encode_file
 from vtok.media.video import read_frames
-from vtok.model.tokenizer import ModelConfig, Tokenizer, _fold
+from vtok.model.architectures import ModelConfig
+from vtok.model.tokenizer import Tokenizer, _fold
 from vtok.train import TrainResult, export
 from vtok.train.checkpoint import adapt
 

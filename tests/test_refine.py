@@ -12,8 +12,9 @@ from vtok.codec import decode_file, encode_file
 from vtok.errors import UsageError
 from vtok.folder.manifest import read_manifest
 from vtok.format.layout import position_levels
+from vtok.model.architectures import ModelConfig
 from vtok.model.refine import check_refine, refine_latent, refined_encode
-from vtok.model.tokenizer import ModelConfig, Tokenizer
+from vtok.model.tokenizer import Tokenizer
 from vtok.train import TrainResult, export
 
 

@@ -20,7 +20,8 @@ import torch
 from vtok.errors import ModelError, UsageError
 from vtok.extras import require
 from vtok.files import sha256_of
-from vtok.model.tokenizer import ModelConfig, Tokenizer
+from vtok.model.architectures import ModelConfig
+from vtok.model.tokenizer import Tokenizer
 
 __all__ = [
     "DEFAULT_MODEL",

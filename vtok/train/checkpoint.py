@@ -20,7 +20,8 @@ from safetensors.torch import save_file
 
 from vtok.errors import VtokError
 from vtok.files import atomic_path, sha256_of, write_json
-from vtok.model.tokenizer import ModelConfig, Tokenizer, feedback_latent_at
+from vtok.model.architectures import ModelConfig
+from vtok.model.tokenizer import Tokenizer, feedback_latent_at
 
 __all__ = [
     "Progress",

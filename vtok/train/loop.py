@@ -18,8 +18,9 @@ import torch.nn.functional as F
 from vtok.errors import VtokError
 from vtok.format.layout import prefix_keep
 from vtok.metrics import MODEL_PEAK, psnr_from_mse
+from vtok.model.architectures import ModelConfig
 from vtok.model.pixels import to_model
-from vtok.model.tokenizer import ModelConfig, Tokenizer
+from vtok.model.tokenizer import Tokenizer
 from vtok.train.checkpoint import Progress, TrainResult, float_state, load_weights, lr_scales, restore, save_checkpoint
 from vtok.train.config import DEFAULT_ENTROPY_WEIGHT, TrainConfig
 from vtok.train.masks import MaskSampler
