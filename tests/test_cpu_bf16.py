@@ -52,8 +52,8 @@ def test_bf16_encode_keeps_most_codes_and_the_quality(float32_for):
     # feedback pass, about 11% with it, 13% on this clip: bf16's differences reach the latent through both passes)
     assert (fast != exact).float().mean().item() < 0.2
     # the same quality either way, on 32 frames at 256x256 (-0.005 to +0.005 dB for four vtok-fsq weights;
-    # the 8 small frames of `clip` swung -0.06 to +0.08); over the 18 test clips -0.010 to +0.009 per clip
-    # (vtok-fsq d545834c; benchmarks/results/architectures/bf16_2026-12-07c.json)
+    # the 8 small frames of `clip` swung -0.06 to +0.08); over the 18 test clips -0.014 to +0.014 per clip
+    # (vtok-fsq 6a2165b7; benchmarks/results/bf16.json)
     assert abs(_psnr(model.decode(fast), x) - _psnr(model.decode(exact), x)) < 0.05
 
 

@@ -421,7 +421,7 @@ def test_a_wider_latent_resumes_past_a_feedback_view_the_new_design_lacks():
     assert any(line.startswith("feedback.") and "dropped" in line for line in logs)
 
 
-@pytest.mark.parametrize("name", ["vtok-fsq-wide-feedback", "vtok-fsq-4m", "vtok-fsq-wide-decoder"])
+@pytest.mark.parametrize("name", ["vtok-fsq-wide-feedback", "vtok-fsq-wide-decoder"])
 def test_the_shipped_vtok_fsq_resumes_into_each_design_built_on_it_with_the_same_codes(name):
     shipped = load_model(resolve("vtok-fsq"))
     new = Tokenizer(ARCHITECTURES[name]).eval()

@@ -59,14 +59,15 @@ class ModelConfig:
 # Named architectures that `vtok train` can build from scratch.
 _FINE = {"width": 128, "latent_width": 256, "encoder_depth": 2, "decoder_depth": 2, "stride": 4, "levels": 4}
 _FSQ_1M = {"kind": "fsq", "levels": [8, 8, 8, 5, 5, 5, 4, 4]}  # 1,024,000 codes (about 20 bits): eight channels
+_FSQ_4M = {"kind": "fsq", "levels": [*_FSQ_1M["levels"], 4]}  # 4,096,000 codes (about 22 bits): nine channels
 _LFQ_1M = {"kind": "lfq", "bits": 20}  # 1,048,576 codes
 ARCHITECTURES: dict[str, ModelConfig] = {
-    # eight FSQ channels, a 1/8-resolution branch in the encoder (a wide view: +0.15 to +0.27 dB from
-    # 16 to 128 tokens per frame, 2026-12-07), and a second encoder pass that sees the first one's
-    # decoded error and corrects the latent: latents optimised against the decoder (`--refine`) beat
-    # the encoder's by 1 dB
-    "vtok-fsq": ModelConfig(**_FINE, quantizer=_FSQ_1M, feedback=True, encoder_wide=True),
-    # 20 LFQ bits, 1,048,576 codes (about as many bits as vtok-fsq's eight channels), the same second look,
+    # nine FSQ channels (the ninth: +0.02 to +0.09 dB at every budget, 2026-12-08), a 1/8-resolution
+    # branch in the encoder (a wide view: +0.15 to +0.27 dB from 16 to 128 tokens per frame,
+    # 2026-12-07), and a second encoder pass that sees the first one's decoded error and corrects the
+    # latent: latents optimised against the decoder (`--refine`) beat the encoder's by 1 dB
+    "vtok-fsq": ModelConfig(**_FINE, quantizer=_FSQ_4M, feedback=True, encoder_wide=True),
+    # 20 LFQ bits, 1,048,576 codes (about as many bits as vtok-fsq's first eight channels), the same second look,
     # and a third: a second feedback pass with its own weights sees the corrected codes' error
     "vtok-lfq": ModelConfig(**_FINE, quantizer=_LFQ_1M, feedback=True, feedback_passes=2),
     # earlier designs, and candidates: those that lost the equal-compute comparison, and those not yet
@@ -105,17 +106,16 @@ ARCHITECTURES: dict[str, ModelConfig] = {
         **_FINE, quantizer=_LFQ_1M, feedback=True, feedback_passes=2, encoder_wide=True
     ),
     # a 1/16 branch in the decoder's 1/8 one, for infilling small budgets: level with vtok-fsq within
-    # 0.01 dB from 32 tokens per frame up, 256 included, 0.04 behind at 16 (2026-12-07)
+    # 0.01 dB from 32 tokens per frame up, 256 included, 0.04 behind at 16 (2026-12-07, on the eight
+    # channels of the day; like the next, it now builds on vtok-fsq's nine)
     "vtok-fsq-wide-decoder": ModelConfig(
-        **_FINE, quantizer=_FSQ_1M, feedback=True, encoder_wide=True, decoder_wide=True
+        **_FINE, quantizer=_FSQ_4M, feedback=True, encoder_wide=True, decoder_wide=True
     ),
-    # a ninth FSQ channel, 4,096,000 codes (about 22 bits), on vtok-fsq's design (being compared)
-    "vtok-fsq-4m": ModelConfig(
-        **_FINE, quantizer=_FSQ_1M | {"levels": [*_FSQ_1M["levels"], 4]}, feedback=True, encoder_wide=True
-    ),
+    # eight FSQ channels with the wide view: vtok-fsq until 2026-12-08
+    "vtok-fsq-wide-encoder": ModelConfig(**_FINE, quantizer=_FSQ_1M, feedback=True, encoder_wide=True),
     # vtok-fsq's wide view in its feedback pass too, to see the error over a wider area (not yet compared)
     "vtok-fsq-wide-feedback": ModelConfig(
-        **_FINE, quantizer=_FSQ_1M, feedback=True, encoder_wide=True, feedback_wide=True
+        **_FINE, quantizer=_FSQ_4M, feedback=True, encoder_wide=True, feedback_wide=True
     ),
     "vtok-fsq-s8": ModelConfig(),  # the first design: one token per 4x8x8 pixels
     "vtok-lfq-s8": ModelConfig(quantizer={"kind": "lfq", "bits": 16}),
