@@ -126,9 +126,7 @@ def _deepen(state: dict, model: Tokenizer, own: dict, log: Callable[[str], None]
     """
     if model.config.stride != 4:
         return state
-    feedback = tuple(
-        (net, 1) for net in _feedback_nets(model) if f"{net}.0.weight" in state and f"{net}.0.weight" in own
-    )
+    feedback = tuple((net, 1) for net in _feedback_nets(model) if f"{net}.0.weight" in state)
     # (stage, index of its first residual block): the encoder passes and `low` open with a convolution
     parts = (
         ("encoder", model.config.encoder_depth, (("encoder", 1), *feedback)),
